@@ -1,0 +1,280 @@
+"""The DuckDB cache: runs, their provenance, costs, per-epoch history and per-sample logits.
+
+All SQL of the project lives here, parameterised. Connections are short-lived: DuckDB allows
+one read-write process or many read-only ones on a file, never both, so a training job opens
+the file only to register a run and, at the end, to write it whole in ONE transaction; readers
+(the CLI, the explorer) open read-only and retry while a writer holds the lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DB = REPO / "data" / "sidenets.duckdb"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, created_at TIMESTAMP, finished_at TIMESTAMP,
+    model VARCHAR, dataset VARCHAR, mode VARCHAR, seed INTEGER, attach VARCHAR[], sidenet_hidden INTEGER,
+    sidenet_order VARCHAR, num_classes INTEGER, class_names VARCHAR[], config JSON, device VARCHAR,
+    versions JSON, git_commit VARCHAR, wall_time_s DOUBLE, checkpoint VARCHAR, pid INTEGER, host VARCHAR,
+    error VARCHAR);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id VARCHAR, epoch INTEGER, lr DOUBLE, train_loss DOUBLE, val_loss DOUBLE, val_acc JSON, seconds DOUBLE);
+CREATE TABLE IF NOT EXISTS costs (
+    run_id VARCHAR, attach VARCHAR, part VARCHAR, params BIGINT, macs DOUBLE);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id VARCHAR, split VARCHAR, idx INTEGER, label INTEGER, head VARCHAR, logits FLOAT[]);
+CREATE TABLE IF NOT EXISTS latency (
+    run_id VARCHAR, attach VARCHAR, device VARCHAR, part VARCHAR, batch_size INTEGER,
+    median_ms DOUBLE, p95_ms DOUBLE, throughput DOUBLE, measured_at TIMESTAMP);
+"""
+RUN_COLUMNS = ["run_id", "status", "created_at", "finished_at", "model", "dataset", "mode", "seed", "attach",
+               "sidenet_hidden", "sidenet_order", "num_classes", "class_names", "config", "device", "versions",
+               "git_commit", "wall_time_s", "checkpoint", "pid", "host", "error"]
+
+
+def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
+    """--db, else $SIDENETS_DB, else data/sidenets.duckdb."""
+    return Path(path or os.environ.get("SIDENETS_DB") or DEFAULT_DB)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """One DuckDB file. Every method opens and closes its own connection."""
+
+    def __init__(self, path: str | os.PathLike | None = None, lock_timeout_s: float = 30.0):
+        self.path = resolve_db_path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    # -- connections ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, write: bool = False):
+        if not write and not self.path.exists():
+            raise UserError(f"no database at {self.path}: train a run first (python -m engine train --preset smoke)")
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=not write)
+                break
+            except duckdb.IOException as err:
+                if "lock" in str(err).lower() and time.monotonic() < deadline:
+                    time.sleep(0.1)  # another process is writing: wait for it
+                    continue
+                raise UserError(f"cannot open {self.path} as a DuckDB database: {str(err).splitlines()[0]}") from err
+            except duckdb.Error as err:
+                raise UserError(f"cannot open {self.path} as a DuckDB database: {str(err).splitlines()[0]}") from err
+        try:
+            if write:
+                con.execute(SCHEMA)
+            yield con
+        finally:
+            con.close()
+
+    def _query(self, sql: str, params=()) -> list[dict]:
+        with self.connect() as con:
+            if not self._has_schema(con):
+                return []
+            cur = con.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    @staticmethod
+    def _has_schema(con) -> bool:
+        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchall()[0][0])
+
+    # -- writing a run ----------------------------------------------------------------
+    def start_run(self, meta: dict) -> str:
+        """Register a run as 'running' (invisible to the explorer) and return its id."""
+        run_id = meta.get("run_id") or f"{meta['model']}-{meta['dataset']}-s{meta['seed']}-{uuid.uuid4().hex[:6]}"
+        row = {**{c: None for c in RUN_COLUMNS}, **meta, "run_id": run_id, "status": "running",
+               "created_at": datetime.now(timezone.utc).replace(tzinfo=None), "pid": os.getpid(),
+               "host": socket.gethostname()}
+        for key in ("config", "versions"):
+            row[key] = json.dumps(row[key]) if row[key] is not None else None
+        with self.connect(write=True) as con:
+            self._mark_dead_runs_failed(con)
+            con.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                        [row[c] for c in RUN_COLUMNS])
+        return run_id
+
+    def finish_run(self, run_id: str, *, epochs: list[dict], costs: dict, samples: dict, wall_time_s: float,
+                   checkpoint: str | None) -> None:
+        """Write everything of a finished run and mark it complete, in one transaction.
+
+        costs: {attach_name: {part: {"params", "macs"}}}; samples: {split: {"idx" (N,), "label" (N,),
+        "heads": {head_name: logits (N, C)}}}.
+        """
+        epoch_rows = [(run_id, e["epoch"], e["lr"], e["train_loss"], e["val_loss"], json.dumps(e["val_acc"]),
+                       e["seconds"]) for e in epochs]
+        cost_rows = [(run_id, attach, part, int(v["params"]), float(v["macs"]))
+                     for attach, parts in costs.items() for part, v in parts.items()]
+        table = pa.concat_tables([_sample_table(run_id, split, s["idx"], s["label"], head, logits)
+                                  for split, s in samples.items() for head, logits in s["heads"].items()])
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if epoch_rows:
+                    con.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)", epoch_rows)
+                con.executemany("INSERT INTO costs VALUES (?, ?, ?, ?, ?)", cost_rows)
+                con.register("new_samples", table)
+                con.execute("INSERT INTO samples SELECT * FROM new_samples")
+                con.unregister("new_samples")
+                con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_time_s = ?, checkpoint = ? "
+                            "WHERE run_id = ?", [datetime.now(timezone.utc).replace(tzinfo=None), wall_time_s,
+                                                 checkpoint, run_id])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        with self.connect(write=True) as con:
+            con.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
+                        [error[:2000], datetime.now(timezone.utc).replace(tzinfo=None), run_id])
+
+    def _mark_dead_runs_failed(self, con) -> None:
+        host = socket.gethostname()
+        for run_id, pid in con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
+                                       [host]).fetchall():
+            if not _pid_alive(pid):
+                con.execute("UPDATE runs SET status = 'failed', error = 'the training process ended without "
+                            "finishing (killed?)' WHERE run_id = ?", [run_id])
+
+    def delete_run(self, run_id: str) -> bool:
+        with self.connect(write=True) as con:
+            found = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+            con.execute("BEGIN TRANSACTION")
+            for table in ("samples", "costs", "epochs", "latency", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            con.execute("COMMIT")
+        return bool(found)
+
+    def put_latency(self, run_id: str, rows: list[dict]) -> None:
+        """Replace the run's latency rows for the device(s) given: dicts of the latency columns."""
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            for device in {r["device"] for r in rows}:
+                con.execute("DELETE FROM latency WHERE run_id = ? AND device = ?", [run_id, device])
+            con.executemany("INSERT INTO latency VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(run_id, r["attach"], r["device"], r["part"], r["batch_size"], r["median_ms"],
+                              r["p95_ms"], r.get("throughput"), now) for r in rows])
+            con.execute("COMMIT")
+
+    # -- reading ----------------------------------------------------------------------
+    def list_runs(self, include_all: bool = False) -> list[dict]:
+        """Complete runs (newest first); include_all adds running and failed ones.
+
+        A 'running' run whose process on this host is gone is reported as failed.
+        """
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+        sql += "" if include_all else " WHERE status = 'complete'"
+        rows = self._query(sql + " ORDER BY created_at DESC")
+        host = socket.gethostname()
+        for row in rows:
+            for key in ("config", "versions"):
+                row[key] = json.loads(row[key]) if row[key] else {}
+            if row["status"] == "running" and row["host"] == host and not _pid_alive(row["pid"]):
+                row["status"], row["error"] = "failed", "the training process ended without finishing (killed?)"
+        return rows
+
+    def get_run(self, run_id: str) -> dict:
+        rows = [r for r in self.list_runs(include_all=True) if r["run_id"] == run_id]
+        if not rows:
+            raise UserError(f"no run {run_id!r} in {self.path} (see: python -m engine runs)")
+        return rows[0]
+
+    def epochs(self, run_id: str) -> list[dict]:
+        rows = self._query("SELECT epoch, lr, train_loss, val_loss, val_acc, seconds FROM epochs WHERE run_id = ? "
+                           "ORDER BY epoch", [run_id])
+        for row in rows:
+            row["val_acc"] = json.loads(row["val_acc"])
+        return rows
+
+    def costs(self, run_id: str) -> dict[str, dict[str, dict]]:
+        """{attach: {part: {"params", "macs"}}}."""
+        out: dict = {}
+        for r in self._query("SELECT attach, part, params, macs FROM costs WHERE run_id = ?", [run_id]):
+            out.setdefault(r["attach"], {})[r["part"]] = {"params": r["params"], "macs": r["macs"]}
+        return out
+
+    def latency(self, run_id: str) -> list[dict]:
+        return self._query("SELECT attach, device, part, batch_size, median_ms, p95_ms, throughput, measured_at "
+                           "FROM latency WHERE run_id = ? ORDER BY device, attach, part, batch_size", [run_id])
+
+    def logits(self, run_id: str, split: str = "test") -> dict:
+        """{"idx" (N,), "label" (N,), "heads": {head: logits float32 (N, C)}} in sample order."""
+        with self.connect() as con:
+            if not self._has_schema(con):
+                raise UserError(f"no run {run_id!r} in {self.path}")
+            table = con.sql("SELECT head, idx, label, logits FROM samples WHERE run_id = $1 AND split = $2 "
+                            "ORDER BY head, idx", params=[run_id, split]).to_arrow_table()
+        if table.num_rows == 0:
+            raise UserError(f"run {run_id!r} has no {split} samples in {self.path}")
+        heads_col = table.column("head").to_numpy(zero_copy_only=False)
+        flat = table.column("logits").combine_chunks()
+        values = flat.values.to_numpy(zero_copy_only=False).astype(np.float32)
+        all_logits = values.reshape(table.num_rows, -1)
+        idx, label = table.column("idx").to_numpy(), table.column("label").to_numpy()
+        heads, first = {}, None
+        for head in dict.fromkeys(heads_col):
+            rows = heads_col == head
+            heads[head] = all_logits[rows]
+            first = rows if first is None else first
+        return {"idx": idx[first], "label": label[first], "heads": heads}
+
+    def export_parquet(self, run_id: str, out: str | os.PathLike) -> int:
+        """Write the run's per-sample rows (split, idx, label, head, logits) to a Parquet file."""
+        self.get_run(run_id)
+        with self.connect() as con:
+            table = con.sql("SELECT split, idx, label, head, logits FROM samples WHERE run_id = $1 "
+                            "ORDER BY split, head, idx", params=[run_id]).to_arrow_table()
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, out)
+        return table.num_rows
+
+    def version(self) -> tuple:
+        """Changes whenever the file does (for caches): (mtime_ns, size)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        wal = self.path.with_name(self.path.name + ".wal")
+        return (st.st_mtime_ns, st.st_size, wal.stat().st_mtime_ns if wal.exists() else 0)
+
+
+def _sample_table(run_id: str, split: str, idx, label, head: str, logits) -> pa.Table:
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    n, c = logits.shape
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * c + 1, c, dtype=np.int32)), pa.array(logits.ravel()))
+    return pa.table({"run_id": pa.array([run_id] * n), "split": pa.array([split] * n),
+                     "idx": pa.array(np.asarray(idx, dtype=np.int32)), "label": pa.array(np.asarray(label, dtype=np.int32)),
+                     "head": pa.array([head] * n), "logits": lists})

@@ -1,0 +1,351 @@
+"""Property tests of engine.metrics against brute-force per-sample python loops."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from engine import metrics as M
+from engine.metrics import PathCosts, ThetaCurve
+
+COSTS = {"params": PathCosts(trunk=10.0, sidenet=2.0, rest=88.0), "ms": PathCosts(0.3, 0.05, 1.2)}
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def make_logits(seed, n=400, classes=10, dtype=np.float32):
+    """Random logits with a per-sample signal so that heads are partly right."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(classes, size=n)
+    onehot = np.eye(classes)[labels]
+    easy = rng.gamma(2.0, 1.0, size=(n, 1))
+    side = rng.normal(size=(n, classes)) + 2.0 * easy * onehot
+    main = rng.normal(size=(n, classes)) + 3.5 * easy * onehot
+    return side.astype(dtype), main.astype(dtype), labels
+
+
+def thetas_for(conf):
+    """A grid, exact confidence values (ties with theta) and the endpoints."""
+    return np.unique(np.concatenate([M.theta_grid(0.01), conf[::7], [0.0, 1.0, np.nextafter(1.0, 0)]]))
+
+
+def brute(side, main, labels, thetas, ensemble=False):
+    """Per-sample loop: the cascade outcome at each theta (one dict per theta)."""
+    conf = M.confidence_and_prediction(side)[0].tolist()
+    fallback = side.astype(float) + main.astype(float) if ensemble else main
+    side_ok = [int(np.argmax(r)) == y for r, y in zip(side, labels)]
+    fb_ok = [int(np.argmax(r)) == y for r, y in zip(fallback, labels)]
+    n, out = len(labels), []
+    for theta in np.atleast_1d(thetas).tolist():
+        n_exit = right_exit = right_def = 0
+        cost = dict.fromkeys(COSTS, 0.0)
+        for i in range(n):
+            exits = theta < 1.0 and conf[i] >= theta
+            n_exit += exits
+            right_exit += exits and side_ok[i]
+            right_def += (not exits) and fb_ok[i]
+            for k, c in COSTS.items():
+                cost[k] += c.trunk + c.sidenet + (0.0 if exits else c.rest)
+        out.append({
+            "n_exit": n_exit,
+            "exit_fraction": n_exit / n,
+            "accuracy": (right_exit + right_def) / n,
+            "exited_accuracy": right_exit / n_exit if n_exit else math.nan,
+            "deferred_accuracy": right_def / (n - n_exit) if n - n_exit else math.nan,
+            "costs": {k: v / n for k, v in cost.items()},
+        })
+    return out if np.ndim(thetas) else out[0]
+
+
+def brute_ece(conf, correct, edges):
+    """Per-sample loop binning: [lo, hi) except the last bin [lo, hi]; below edges[0] -> bin 0."""
+    b = len(edges) - 1
+    sums = [[0, 0.0, 0.0] for _ in range(b)]
+    for c, ok in zip(conf, correct):
+        j = 0
+        for k in range(b):
+            if edges[k] <= c < edges[k + 1] or (k == b - 1 and c == edges[-1]):
+                j = k
+        sums[j][0] += 1
+        sums[j][1] += c
+        sums[j][2] += float(ok)
+    return sum(abs(a - s) for _, s, a in sums) / len(conf), [s[0] for s in sums]
+
+
+# ---------------------------------------------------------------- softmax and confidences
+
+def test_softmax_is_stable_and_normalised():
+    p = M.softmax(np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]]))
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[1], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_confidence_matches_softmax(seed):
+    side, _, _ = make_logits(seed)
+    conf, pred = M.confidence_and_prediction(side)
+    np.testing.assert_allclose(conf, M.softmax(side).max(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(pred, side.argmax(axis=1))
+    conf32, pred32 = M.confidence_and_prediction(side, dtype=np.float32)
+    np.testing.assert_allclose(conf32, conf, rtol=1e-6)
+    np.testing.assert_array_equal(pred32, pred)
+
+
+def test_binary_head_confidence_is_top_label():
+    z = np.array([-30.0, -2.0, -0.1, 0.0, 0.3, 4.0, 50.0])
+    conf, pred = M.confidence_and_prediction(np.stack([np.zeros_like(z), z], axis=1))
+    sig = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(conf, np.maximum(sig, 1 - sig), rtol=1e-12)
+    assert np.all(conf >= 0.5)
+    np.testing.assert_array_equal(pred, (z > 0).astype(int))
+
+
+def test_saturated_confidence_is_exactly_one():
+    for dtype in (np.float64, np.float32):
+        conf, pred = M.confidence_and_prediction(np.array([[1000, 0], [0, 1000]], dtype=np.float32), dtype)
+        assert conf.tolist() == [1.0, 1.0] and pred.tolist() == [0, 1]
+
+
+def test_head_accuracy_and_ensemble_logits():
+    side, main, labels = make_logits(7)
+    right = sum(int(np.argmax(row)) == y for row, y in zip(main, labels))
+    assert M.head_accuracy(main, labels) == right / len(labels)
+    np.testing.assert_array_equal(M.ensemble_logits(side, main), side.astype(float) + main.astype(float))
+
+
+@pytest.mark.parametrize("bad", [np.zeros(5), np.zeros((5, 1)), np.zeros((2, 3, 4))])
+def test_bad_logit_shapes_raise(bad):
+    with pytest.raises(ValueError, match="shape"):
+        M.confidence_and_prediction(bad)
+
+
+def test_mismatched_inputs_raise():
+    side, main, labels = make_logits(0, n=20)
+    with pytest.raises(ValueError, match="mismatch"):
+        ThetaCurve.from_logits(side, main[:10], labels)
+    with pytest.raises(ValueError, match="mismatch"):
+        ThetaCurve.from_logits(side, main, labels[:5])
+
+
+# ---------------------------------------------------------------- the theta curve
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("classes", [2, 10])
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_curve_matches_brute_force(seed, classes, ensemble):
+    side, main, labels = make_logits(seed, n=300, classes=classes)
+    curve = ThetaCurve.from_logits(side, main, labels, ensemble=ensemble)
+    thetas = thetas_for(M.confidence_and_prediction(side)[0])
+    acc, ef = curve.accuracy(thetas), curve.exit_fraction(thetas)
+    costs = {k: curve.average_cost(thetas, c) for k, c in COSTS.items()}
+    assert acc.shape == ef.shape == thetas.shape
+    for i, (theta, want) in enumerate(zip(thetas, brute(side, main, labels, thetas, ensemble))):
+        assert ef[i] == want["exit_fraction"], theta
+        assert acc[i] == pytest.approx(want["accuracy"], abs=1e-12), theta
+        for k in COSTS:
+            assert costs[k][i] == pytest.approx(want["costs"][k], rel=1e-12)
+        assert curve.exit_fraction(float(theta)) == ef[i]  # scalar path agrees and is a float
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_at_matches_brute_force(seed):
+    side, main, labels = make_logits(seed, n=250)
+    curve = ThetaCurve.from_logits(side, main, labels)
+    for theta in (0.0, 0.35, 0.5, 0.8, 0.97, 1.0):
+        got, want = curve.at(theta, COSTS), brute(side, main, labels, theta)
+        assert set(got) == {"theta", "accuracy", "exit_fraction", "side_accuracy", "main_accuracy",
+                            "deferred_accuracy", "exited_accuracy", "n", "n_exit",
+                            "avg_params", "saving_params", "avg_ms", "saving_ms"}
+        assert got["n"] == 250 and got["n_exit"] == want["n_exit"] and got["theta"] == theta
+        for key in ("accuracy", "exit_fraction", "exited_accuracy", "deferred_accuracy"):
+            assert got[key] == pytest.approx(want[key], nan_ok=True), (theta, key)
+        assert got["side_accuracy"] == M.head_accuracy(side, labels)
+        assert got["main_accuracy"] == M.head_accuracy(main, labels)
+        for k, c in COSTS.items():
+            assert got[f"avg_{k}"] == pytest.approx(want["costs"][k])
+            assert got[f"saving_{k}"] == pytest.approx(1 - want["costs"][k] / (c.trunk + c.rest))
+
+
+def test_ties_at_theta_all_exit():
+    rng = np.random.default_rng(11)
+    rows = np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 3.0], [0.5, 0.0, 0.0]])
+    side = rows[rng.integers(4, size=500)]  # only four distinct confidences, many ties
+    main = rng.normal(size=(500, 3))
+    labels = rng.integers(3, size=500)
+    curve = ThetaCurve.from_logits(side, main, labels)
+    conf = M.confidence_and_prediction(side)[0]
+    for tie in np.unique(conf):
+        assert curve.exit_fraction(tie) == np.mean(conf >= tie)
+        assert curve.exit_fraction(np.nextafter(tie, 1)) == np.mean(conf > tie)
+        assert curve.accuracy(tie) == pytest.approx(brute(side, main, labels, tie)["accuracy"])
+    # tie-breaking of argmax: [1, 1, 0] predicts class 0, as np.argmax does
+    assert M.confidence_and_prediction(rows)[1].tolist() == [0, 0, 2, 0]
+
+
+def test_theta_endpoints():
+    side, main, labels = make_logits(3)
+    side[:20] = [1000] + [0] * 9  # saturated: conf == 1.0 exactly
+    curve = ThetaCurve.from_logits(side, main, labels)
+    assert curve.exit_fraction(0.0) == 1.0
+    assert curve.accuracy(0.0) == M.head_accuracy(side, labels)
+    assert curve.exit_fraction(1.0) == 0.0  # conf == 1.0 does NOT exit at theta = 1.0
+    assert curve.accuracy(1.0) == M.head_accuracy(main, labels)
+    assert curve.exit_fraction(np.nextafter(1.0, 0)) >= 20 / len(labels)
+    assert math.isnan(curve.at(1.0)["exited_accuracy"]) and curve.at(1.0)["n_exit"] == 0
+    assert math.isnan(curve.at(0.0)["deferred_accuracy"])
+    assert curve.average_cost(0.0, COSTS["params"]) == 12.0
+    assert curve.average_cost(1.0, COSTS["params"]) == 100.0
+    assert COSTS["params"].full == 98.0
+    ens = ThetaCurve.from_logits(side, main, labels, ensemble=True)
+    assert ens.accuracy(1.0) == M.head_accuracy(M.ensemble_logits(side, main), labels)
+    assert ens.at(1.0)["main_accuracy"] == M.head_accuracy(main, labels)
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan"), np.array([0.5, 2.0]), float("inf")])
+def test_invalid_theta_raises(bad):
+    side, main, labels = make_logits(0, n=30)
+    curve = ThetaCurve.from_logits(side, main, labels)
+    for call in (curve.exit_fraction, curve.accuracy, lambda t: curve.average_cost(t, COSTS["ms"]),
+                 lambda t: M.population_masks(np.full(3, 0.5), t)):
+        with pytest.raises(ValueError, match=r"theta must be in \[0, 1\]"):
+            call(bad)
+    with pytest.raises(ValueError):
+        curve.at(np.array([0.5, 0.6]))
+
+
+def test_float32_path_agrees_with_float64():
+    side, main, labels = make_logits(5, n=5000)
+    grid = M.theta_grid()
+    c64 = ThetaCurve.from_logits(side, main, labels)
+    c32 = ThetaCurve.from_logits(side, main, labels, dtype=np.float32)
+    assert np.max(np.abs(c64.exit_fraction(grid) - c32.exit_fraction(grid))) <= 2 / 5000
+    assert np.max(np.abs(c64.accuracy(grid) - c32.accuracy(grid))) <= 2 / 5000
+
+
+def test_from_outcomes_validates_shapes():
+    with pytest.raises(ValueError):
+        ThetaCurve.from_outcomes(np.ones(4), np.ones(3, bool), np.ones(4, bool))
+    curve = ThetaCurve.from_outcomes([0.9, 0.6, 0.3], [True, False, True], [False, True, True])
+    assert curve.accuracy(0.5) == pytest.approx(2 / 3)  # exits 0.9 (right), 0.6 (wrong); 0.3 right
+    assert curve.main_accuracy == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------- calibration
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kw", [{}, {"n_bins": 10}, {"n_bins": 3}, {"paper": True}])
+def test_ece_matches_brute_force(seed, kw):
+    side, _, labels = make_logits(seed, n=300)
+    side[:5] = [1000] + [0] * 9
+    conf, pred = M.confidence_and_prediction(side)
+    conf[5:8] = [0.3, 0.5, 0.05]  # exactly on edges, and below the paper's first edge
+    rel = M.reliability(conf, pred == labels, **kw)
+    ece, counts = brute_ece(conf, pred == labels, rel.edges)
+    assert rel.ece == pytest.approx(ece, abs=1e-12)
+    assert rel.count.tolist() == counts and rel.count.sum() == rel.n == 300
+    filled = rel.count > 0
+    weights = rel.count[filled] / rel.n
+    assert rel.ece == pytest.approx(np.sum(weights * np.abs(rel.accuracy - rel.confidence)[filled]))
+
+
+def test_bins_edges_and_closed_last_bin():
+    rel = M.reliability([0.0, 0.3, 0.5, 0.9999, 1.0], [1, 1, 0, 1, 1], n_bins=10)
+    assert len(rel.edges) == 11 and len(rel.count) == 10  # no phantom bin for conf == 1.0
+    assert rel.count.tolist() == [1, 0, 0, 1, 0, 1, 0, 0, 0, 2]
+    paper = M.reliability([0.05, 0.2, 0.3, 0.95, 1.0], [1, 0, 1, 1, 0], paper=True)
+    np.testing.assert_array_equal(paper.edges, [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    assert paper.count.tolist() == [2, 1, 0, 0, 0, 0, 0, 2]  # 0.05 is folded into the first bin
+    assert len(M.reliability([0.5], [1]).count) == M.DEFAULT_BINS
+    with pytest.raises(ValueError):
+        M.reliability([0.5], [1], n_bins=5, paper=True)
+    with pytest.raises(ValueError):
+        M.reliability([1.5], [1])
+    with pytest.raises(ValueError):
+        M.reliability([0.5], [1], n_bins=0)
+
+
+def test_empty_bins_are_nan_and_contribute_nothing():
+    conf = np.array([0.91, 0.93, 0.95, 0.97])
+    rel = M.reliability(conf, [1, 1, 1, 0], n_bins=10)
+    assert rel.count.tolist() == [0] * 9 + [4]
+    assert np.all(np.isnan(rel.accuracy[:9])) and np.all(np.isnan(rel.confidence[:9]))
+    assert rel.accuracy[9] == 0.75 and rel.confidence[9] == pytest.approx(0.94)
+    assert rel.ece == pytest.approx(0.19)
+
+
+def test_calibration_from_logits():
+    side, _, labels = make_logits(2)
+    conf, pred = M.confidence_and_prediction(side)
+    got, want = M.calibration(side, labels, paper=True), M.reliability(conf, pred == labels, paper=True)
+    assert got.ece == want.ece and np.array_equal(got.count, want.count)
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_cascade_populations_match_loop(ensemble):
+    side, main, labels = make_logits(9, n=200)
+    side_conf = M.confidence_and_prediction(side)[0]
+    fallback = M.ensemble_logits(side, main) if ensemble else main
+    fb_probs = M.softmax(fallback)
+    for theta in (0.0, 0.6, 0.9, 1.0):
+        masks = M.population_masks(side_conf, theta)
+        conf, correct = M.cascade_confidence_and_correct(side, main, labels, theta, ensemble=ensemble)
+        for i in range(len(labels)):
+            exits = theta < 1.0 and side_conf[i] >= theta
+            assert masks["exited"][i] == exits and masks["deferred"][i] == (not exits)
+            if exits:
+                assert conf[i] == side_conf[i] and correct[i] == (np.argmax(side[i]) == labels[i])
+            else:
+                assert conf[i] == pytest.approx(fb_probs[i].max())
+                assert correct[i] == (np.argmax(fallback[i]) == labels[i])
+        assert np.mean(correct) == pytest.approx(
+            ThetaCurve.from_logits(side, main, labels, ensemble=ensemble).accuracy(theta))
+
+
+# ---------------------------------------------------------------- aggregation
+
+def test_mean_std():
+    mean, std = M.mean_std([[0.5, 0.7]])
+    assert mean.tolist() == [0.5, 0.7] and std.tolist() == [0.0, 0.0]  # one run: std 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" noise
+        mean, std = M.mean_std([[1.0, np.nan, np.nan], [3.0, 2.0, np.nan]])
+    assert mean[:2].tolist() == [2.0, 2.0] and std[:2].tolist() == [1.0, 0.0]
+    assert np.isnan(mean[2]) and np.isnan(std[2])
+
+
+def test_theta_grid():
+    grid = M.theta_grid()
+    assert len(grid) == 201 and grid[0] == 0.0 and grid[-1] == 1.0
+    assert grid[60] == 0.3 and np.all(np.diff(grid) > 0)
+    assert len(M.theta_grid(0.1)) == 11
+    with pytest.raises(ValueError):
+        M.theta_grid(0.3)
+
+
+def test_aggregate_curves_and_table():
+    runs = [make_logits(s, n=300) for s in SEEDS]
+    curves = [ThetaCurve.from_logits(*r) for r in runs]
+    grid = M.theta_grid(0.05)
+    agg = M.aggregate_curves(curves, [COSTS] * len(curves), grid)
+    assert set(agg) == {"theta"} | {f"{s}_{m}" for s in ("accuracy", "exit_fraction", "avg_params", "avg_ms")
+                                    for m in ("mean", "std")}
+    accs = np.array([[b["accuracy"] for b in brute(*r, grid)] for r in runs])
+    np.testing.assert_allclose(agg["accuracy_mean"], accs.mean(axis=0))
+    np.testing.assert_allclose(agg["accuracy_std"], accs.std(axis=0), atol=1e-12)
+    efs = np.array([c.exit_fraction(grid) for c in curves])
+    np.testing.assert_allclose(agg["avg_params_mean"], 12.0 + (1 - efs.mean(axis=0)) * 88.0)
+    assert np.any(agg["accuracy_std"] > 0) and agg["exit_fraction_mean"][0] == 1.0
+    mean, std = M.accuracy_table(curves)
+    table = accs[:, [4, 8, 12, 16, 18]]  # grid points 0.2, 0.4, 0.6, 0.8, 0.9
+    np.testing.assert_allclose(mean, table.mean(axis=0))
+    np.testing.assert_allclose(std, table.std(axis=0), atol=1e-12)
+    with pytest.raises(ValueError):
+        M.aggregate_curves(curves, [COSTS], grid)
+
+
+def test_bench_curve_smoke():
+    from engine.bench_metrics import bench_curve
+
+    out = bench_curve(n=2000, repeats=2)
+    assert out["n"] == 2000 and out["goal_ms"] == 20
+    assert out["total_ms_median"] > 0 and out["max_abs_diff_vs_float64"] <= 2 / 2000
