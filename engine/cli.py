@@ -131,7 +131,56 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_quickstart(args) -> int:
+    """`make run`'s first half: train the quickstart preset if the cache has no complete run, then summarise."""
+    from engine.store import Store
+
+    store = Store(args.db)
+    if store.path.exists() and store.list_runs():
+        print(f"{store.path} already holds complete runs; skipping the quickstart training", file=sys.stderr)
+    else:
+        args.preset, args.config = "quickstart", None
+        return cmd_train(args)
+    print_summary(store)
+    return 0
+
+
+def _theta_or_auto(text: str):
+    return "auto" if text == "auto" else _theta(text)
+
+
+def cmd_bench_cascade(args) -> int:
+    from engine.bench_cascade import bench_cascade, format_report
+    from engine.store import Store
+
+    if not args.run:
+        raise UserError("bench cascade needs a run id: python -m engine bench cascade RUN --theta auto")
+    if args.theta is None:
+        raise UserError("bench cascade needs --theta T (a number in [0, 1]) or --theta auto")
+    out = bench_cascade(Store(args.db), args.run, args.theta, batch=args.batch, rounds=args.rounds,
+                        device=args.device or "auto", attach=args.attach, limit=args.limit)
+    print(json.dumps(out, indent=2, default=float) if args.json else format_report(out))
+    return 0
+
+
+def cmd_latency(args) -> int:
+    from engine.latency import measure_run
+    from engine.store import Store
+
+    rows = measure_run(Store(args.db), args.run, device=args.device, batch_size=args.batch, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+        return 0
+    print(f"{args.run} on {rows[0]['device']} (stored):")
+    for r in rows:
+        print(f"  {r['attach']:<10} {r['part']:<14} batch {r['batch_size']:>4}: median {r['median_ms']:8.3f} ms, "
+              f"p95 {r['p95_ms']:8.3f} ms, {r['throughput']:9.1f} inputs/s")
+    return 0
+
+
 def cmd_bench(args) -> int:
+    if args.what == "cascade":
+        return cmd_bench_cascade(args)
     if args.what == "metrics":
         from engine.bench_metrics import bench_curve
 
@@ -189,11 +238,29 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--thetas", nargs="+", type=_theta, default=list(SUMMARY_THETAS)), m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_summary)
 
+    q = sub.add_parser("quickstart", help="train the quickstart preset unless the cache has runs; print the summary")
+    q.set_defaults(func=cmd_quickstart)
+
     b = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
-    b.add_argument("what", choices=["metrics", "train"])
+    b.add_argument("what", choices=["metrics", "train", "cascade"])
+    b.add_argument("run", nargs="?", help="cascade: the run to benchmark")
+    b.add_argument("--theta", type=_theta_or_auto, help="cascade: a theta in [0, 1], or auto (at most 0.5 "
+                   "accuracy points lost on the validation split)")
+    b.add_argument("--batch", type=int, default=64, help="cascade: batch size (1 = one input at a time)")
+    b.add_argument("--attach", help="cascade: the SideNet's attach point (default: the run's first)")
+    b.add_argument("--limit", type=int, help="cascade: only the first N test inputs")
+    b.add_argument("--device", help="cascade: cpu, cuda (default: cuda when visible)")
+    b.add_argument("--json", action="store_true")
     b.add_argument("--n", type=int, default=100_000), b.add_argument("--model", default="resnet18")
     b.add_argument("--steps", type=int, default=20), b.add_argument("--rounds", type=int, default=3)
     b.set_defaults(func=cmd_bench)
+
+    lat = sub.add_parser("latency", help="measure a run's per-part latency on a device and store it in the cache")
+    lat.add_argument("run"), lat.add_argument("--device", default="auto", help="cpu, cuda (default: cuda when visible)")
+    lat.add_argument("--batch", type=int, default=64, help="batch size of the throughput rows")
+    lat.add_argument("--repeats", type=int, default=100, help="timed calls at batch size 1, per part")
+    lat.add_argument("--json", action="store_true")
+    lat.set_defaults(func=cmd_latency)
     return p
 
 

@@ -105,6 +105,19 @@ def _loss(main, side: dict, y, cfg: TrainConfig):
     return total, losses
 
 
+def train_step(model: SideNetModel, optimizer, x, y, cfg: TrainConfig, device: torch.device,
+               need_main: bool = True) -> torch.Tensor:
+    """One optimisation step on a batch; returns the detached loss (no host sync)."""
+    x, y = to_device(x, device), y.to(device, non_blocking=True)
+    with autocast(device, cfg.amp):
+        main, side = model(x, need_main=need_main)
+        loss, _ = _loss(main, side, y, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def evaluate(model: SideNetModel, loader: DataLoader, device, amp: str, names: dict[int, str],
              cfg: TrainConfig, desc: str) -> tuple[float, dict]:
     """Mean loss and every head's logits on a split: (loss, {"label", "heads": {name: (N, C)}})."""
@@ -116,7 +129,7 @@ def evaluate(model: SideNetModel, loader: DataLoader, device, amp: str, names: d
             with autocast(device, amp):
                 main, side = model(x, need_main=True)
             main, side = main.float(), {k: v.float() for k, v in side.items()}
-            loss, _ = _loss(main, side, y, cfg if cfg.mode != "frozen" else cfg)
+            loss, _ = _loss(main, side, y, cfg)
             total += float(loss) * len(y)
             count += len(y)
             labels.append(y.cpu())
@@ -209,14 +222,7 @@ def _fit_and_evaluate(model, cfg, data, collate, device, names, seed, progress, 
         t0, running = time.perf_counter(), torch.zeros((), device=device)
         bar = tqdm(train_loader, desc=f"{run_id} epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
         for step, (x, y) in enumerate(bar, 1):
-            x, y = to_device(x, device), y.to(device, non_blocking=True)
-            with autocast(device, cfg.amp):
-                main, side = model(x, need_main=need_main)
-                loss, _ = _loss(main, side, y, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
+            running += train_step(model, optimizer, x, y, cfg, device, need_main)
             if step % 25 == 0 or step == steps:  # one host sync every 25 steps, not per step
                 bar.set_postfix(loss=f"{running.item() / step:.4f}")
                 if progress:

@@ -24,6 +24,24 @@ PAPER_ATTACH = {"distilbert-base-uncased": 1, "bert-base-uncased": 4, "bert-larg
                 "minilm-l6": 1, "mpnet-base": 4}
 
 
+def _hub_reachable() -> bool:
+    """A quick DNS check, so that an offline machine fails in a second instead of retrying for a minute."""
+    import socket
+
+    try:
+        socket.getaddrinfo("huggingface.co", 443)
+        return True
+    except OSError:
+        return False
+
+
+def load_kwargs(source: str) -> dict:
+    """from_pretrained options: local_files_only for local folders and when the hub is unreachable."""
+    if Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+        return {"local_files_only": True}
+    return {}
+
+
 def resolve_source(name: str) -> str:
     """A registry name or hub id -> a local folder or hub id that from_pretrained loads."""
     if name == "minilm-l6":
@@ -44,7 +62,8 @@ def num_layers(name: str) -> int:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(resolve_source(name))
+        source = resolve_source(name)
+        config = AutoConfig.from_pretrained(source, **load_kwargs(source))
     except OSError as err:
         raise UserError(f"could not load {name!r} from the Hugging Face hub (offline?); "
                         "offline, use --model minilm-l6 or mpnet-base") from err
@@ -61,12 +80,13 @@ class TextEncoderMainNet(MainNet):
 
         self.family, self.max_length = name, max_length
         source = resolve_source(name)
+        kw = load_kwargs(source)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
             if pretrained:
-                self.base = AutoModel.from_pretrained(source, attn_implementation="eager")
+                self.base = AutoModel.from_pretrained(source, **kw)
             else:
-                self.base = AutoModel.from_config(AutoConfig.from_pretrained(source), attn_implementation="eager")
+                self.base = AutoModel.from_config(AutoConfig.from_pretrained(source, **kw))
         except OSError as err:
             raise UserError(f"could not load {name!r} from the Hugging Face hub (offline?); "
                             "offline, use --model minilm-l6 or mpnet-base") from err

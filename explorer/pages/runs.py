@@ -1,0 +1,114 @@
+"""Runs: every run with its provenance, per-epoch training curves, costs per path; delete a run."""
+import json
+
+import pandas as pd
+import streamlit as st
+
+from engine import explore
+from engine.errors import UserError
+from explorer import charts, state
+
+st.title("Runs")
+if msg := st.session_state.pop("runs_flash", None):
+    st.success(msg, icon=":material/check:")
+
+show_all = st.toggle("Show failed and running runs too", value=False, key="runs_all",
+                     help="The other pages only ever use complete runs.")
+runs = state.require_runs(include_all=show_all)
+hidden = len(state.list_runs(include_all=True)) - len(runs) if not show_all else 0
+
+table = pd.DataFrame([{
+    "run": r["run_id"], "status": r["status"], "dataset": r["dataset"], "model": r["model"], "mode": r["mode"],
+    "seed": r["seed"], "attach": ", ".join(r["attach"] or []) or "–", "hidden": r["sidenet_hidden"],
+    "order": r["sidenet_order"], "device": r["device"], "created (UTC)": r["created_at"],
+    "wall time (s)": r["wall_time_s"], "commit": (r["git_commit"] or "")[:10], "error": r["error"] or ""}
+    for r in runs])
+st.dataframe(table, hide_index=True, key="runs_table",
+             column_config={"wall time (s)": st.column_config.NumberColumn(format="%.1f")})
+if hidden:
+    st.caption(f"{hidden} failed or running run(s) hidden; switch on the toggle above to see them.")
+
+ids = [r["run_id"] for r in runs]
+if st.session_state.get("runs_selected") not in ids:
+    st.session_state["runs_selected"] = ids[0]
+run_id = st.selectbox("Run details", ids, key="runs_selected")
+run = next(r for r in runs if r["run_id"] == run_id)
+stamp = str(run.get("finished_at") or run.get("created_at"))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def details(path: str, run_id: str, stamp: str) -> dict:
+    s = state.store()
+    costs, latency = s.costs(run_id), s.latency(run_id)
+    return {"epochs": s.epochs(run_id), "paths": explore.path_table(costs, latency), "latency": latency}
+
+
+try:
+    info = details(str(state.db_path()), run_id, stamp)
+except UserError as err:
+    st.warning(f"Run {run_id} could not be read (deleted meanwhile?): {err}", icon=":material/warning:")
+    st.stop()
+
+if run["status"] == "failed":
+    st.error(f"This run failed: {run['error']}", icon=":material/error:")
+elif run["status"] == "running":
+    st.info("This run is still training; it will appear on the other pages once complete.", icon=":material/hourglass_top:")
+
+left, right = st.columns([3, 2])
+with left:
+    st.markdown("**Training curves**")
+    if info["epochs"]:
+        st.plotly_chart(charts.epochs_figure(info["epochs"]), key="runs_epochs", config={"displaylogo": False})
+    else:
+        st.caption("No epoch recorded (the run did not finish an epoch).")
+    st.markdown("**Cost per input, per path**")
+    if info["paths"]:
+        rows = []
+        for p in info["paths"]:
+            row = {"attach": p["attach"], "path": p["path"]}
+            for kind in ("params", "macs", "ms"):
+                if kind in p:
+                    div, unit = state.cost_unit(kind, max(q.get(kind, 0) for q in info["paths"]))
+                    row[f"{state.COST_NAMES[kind]} ({unit})"] = p[kind] / div
+                    row[f"{state.COST_NAMES[kind]} (% of MainNet)"] = 100 * p[f"{kind}_share"]
+            rows.append(row)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_costs",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]
+                                    if k not in ("attach", "path")})
+    else:
+        st.caption("No costs stored (only complete runs have them).")
+    if info["latency"]:
+        st.markdown("**Measured latency**")
+        st.dataframe(pd.DataFrame(info["latency"]), hide_index=True, key="runs_latency")
+with right:
+    st.markdown("**Provenance**")
+    st.json({k: run[k] for k in ("run_id", "status", "dataset", "model", "mode", "seed", "attach", "sidenet_hidden",
+                                 "sidenet_order", "num_classes", "device", "host", "pid", "git_commit", "checkpoint",
+                                 "created_at", "finished_at", "wall_time_s", "error")} |
+            {"config": run["config"], "versions": run["versions"]}, expanded=1)
+
+st.divider()
+pending = st.session_state.get("runs_delete_pending")
+if pending != run_id:
+    if st.button("Delete this run...", key="runs_delete", icon=":material/delete:",
+                 disabled=run["status"] == "running",
+                 help="Cancel its job on the Train page first." if run["status"] == "running" else None):
+        st.session_state["runs_delete_pending"] = run_id
+        st.rerun()
+else:
+    st.warning(f"Delete run **{run_id}** and all its stored samples, epochs and costs? This cannot be undone. "
+               "(Its checkpoint file is kept.)", icon=":material/warning:")
+    a, b, _ = st.columns([1, 1, 4])
+    if a.button("Yes, delete it", key="runs_delete_confirm", type="primary"):
+        st.session_state.pop("runs_delete_pending", None)
+        try:
+            found = state.store().delete_run(run_id)
+        except UserError as err:
+            st.error(f"Could not delete {run_id}: {err}", icon=":material/error:")
+        else:
+            st.session_state.pop("runs_selected", None)
+            st.session_state["runs_flash"] = f"Deleted {run_id}." if found else f"{run_id} was already gone."
+            st.rerun()
+    if b.button("Cancel", key="runs_delete_cancel"):
+        st.session_state.pop("runs_delete_pending", None)
+        st.rerun()

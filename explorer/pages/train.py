@@ -1,0 +1,185 @@
+"""Train: launch training as a background job (a queue, one worker), watch it, cancel it."""
+import pandas as pd
+import streamlit as st
+
+from engine import jobs
+from engine.errors import UserError
+from explorer import state
+
+st.title("Train")
+
+
+@st.cache_resource(show_spinner="Loading the training catalogue (once)...")
+def catalogue() -> dict:
+    """Presets, models, datasets and the device jobs will train on (imports torch once)."""
+    from engine.config import MODES, PRESETS
+    from engine.datasets import dataset_names
+    from engine.mainnets import IMAGE_MODELS, TEXT_MODELS
+
+    return {"presets": {name: [c.to_dict() for c in cfgs] for name, cfgs in PRESETS.items()}, "modes": MODES,
+            "datasets": dataset_names(), "image_models": IMAGE_MODELS, "text_models": TEXT_MODELS,
+            "device": jobs.device_name()}
+
+
+@st.cache_data(show_spinner=False)
+def attach_options(model: str) -> list[str] | None:
+    """Valid attach points, or None when they need a download (hub-only text encoders)."""
+    from engine.mainnets import IMAGE_MODELS, attach_names
+    from engine.mainnets.text import OFFLINE
+
+    if model not in IMAGE_MODELS and model not in OFFLINE:
+        return None
+    try:
+        return attach_names(model)
+    except UserError:
+        return None
+
+
+cat = catalogue()
+queue = state.job_queue()
+device = cat["device"]
+st.caption(f"Jobs run in a background process, one at a time, on **{device}**"
+           + ("" if device.startswith("cuda") else " (no CUDA GPU visible to torch)")
+           + f". Database: `{queue.db}`; job folders: `{queue.dir}`. Finished runs appear on the other pages "
+             "without restarting the app.")
+
+with st.container(border=True):
+    source = st.radio("What to train", ["preset", "custom"], horizontal=True, key="train_source",
+                      format_func={"preset": "a preset", "custom": "a custom configuration"}.get)
+    submissions: list[tuple[dict, str]] = []
+    if source == "preset":
+        names = list(cat["presets"])
+        name = st.selectbox("Preset", names, index=names.index("smoke") if "smoke" in names else 0, key="train_preset",
+                            help="smoke: a minute on a CPU; quickstart: ~15 min on a CPU; paper-*: the paper's grids "
+                                 "(GPU work).")
+        cfgs = cat["presets"][name]
+        st.dataframe(pd.DataFrame([{"model": c["model"], "dataset": c["dataset"], "mode": c["mode"],
+                                    "epochs": c["epochs"] or "paper default", "limit": c["limit"] or "all",
+                                    "seeds": " ".join(map(str, c["seeds"]))} for c in cfgs]),
+                     hide_index=True, key="train_preset_table")
+        seeds_text = st.text_input("Seeds (override, optional)", "", key="train_preset_seeds",
+                                   placeholder="e.g. 0 1 2 (default: the preset's)")
+        for c in cfgs:
+            submissions.append((c, f"{name}: {c['model']} on {c['dataset']}"))
+    else:
+        a, b, c_ = st.columns(3)
+        dataset = a.selectbox("Dataset", cat["datasets"], key="train_dataset")
+        kind = jobs.DATASET_KIND.get(dataset, "image")
+        models = cat["image_models"] if kind == "image" else cat["text_models"]
+        model = b.selectbox("MainNet", models, key=f"train_model:{kind}")
+        mode = c_.selectbox("Mode", cat["modes"], key="train_mode",
+                            help="joint: MainNet and SideNet fine-tuned together (the paper's); frozen: only the "
+                                 "SideNet, on a trained MainNet; mainnet-only: no SideNet (the baseline points).")
+        a, b, c_ = st.columns(3)
+        options = attach_options(model)
+        if mode == "mainnet-only":
+            attach = []
+            a.caption("No SideNet in mainnet-only mode.")
+        elif options:
+            attach = a.multiselect("Attach points", options, default=options[:1], key=f"train_attach:{model}",
+                                   help="Where the SideNet reads the MainNet. Several: one SideNet each, in one run.")
+        else:
+            text = a.text_input("Attach points", "", key=f"train_attach_text:{model}", placeholder="e.g. encoder1",
+                                help="This model's layers are only known once it is downloaded; empty: the paper's.")
+            attach = text.replace(",", " ").split()
+        hidden = b.number_input("SideNet hidden units", 1, 4096, 32, key="train_hidden")
+        order = c_.selectbox("SideNet layer order", ["linear-bn-relu", "linear-relu-bn"], key="train_order")
+        a, b, c_, d = st.columns(4)
+        epochs = a.number_input("Epochs (0: the paper's)", 0, 500, 2, key="train_epochs")
+        limit = b.number_input("Samples per split (0: all)", 0, 1_000_000, 0, step=100, key="train_limit",
+                               help="Real, smaller subsets: quick experiments on a CPU.")
+        batch = c_.number_input("Batch size (0: the paper's)", 0, 4096, 0, key="train_batch")
+        lr = d.number_input("Learning rate (0: the paper's)", 0.0, 1.0, 0.0, format="%.6f", key="train_lr")
+        init_from = None
+        if mode == "frozen":
+            candidates = [r["run_id"] for r in (state.list_runs() if not state.db_problem() else [])
+                          if r["model"] == model and r.get("checkpoint")]
+            init_from = st.selectbox("Initialise the MainNet from run", candidates, key="train_init_from",
+                                     help="Frozen mode trains only the SideNet on an already-trained MainNet.")
+        seeds_text = st.text_input("Seeds", "0", key="train_seeds", help="One run per seed: '0 1 2' or '0-4'.")
+        config = {"model": model, "dataset": dataset, "mode": mode, "attach": list(attach),
+                  "sidenet_hidden": int(hidden), "sidenet_order": order, "epochs": int(epochs) or None,
+                  "limit": int(limit) or None, "batch_size": int(batch) or None, "lr": float(lr) or None,
+                  "init_from": init_from}
+        submissions.append((config, f"{model} on {dataset} ({mode}{', ' + ', '.join(attach) if attach else ''})"))
+
+    if st.button("Queue training", type="primary", key="train_submit", icon=":material/play_arrow:"):
+        try:
+            seeds = jobs.parse_seeds(seeds_text) if seeds_text.strip() else None
+            if source == "custom":
+                from engine.config import TrainConfig
+
+                TrainConfig(**submissions[0][0], seeds=seeds or [0]).resolved()  # say what is wrong right now
+            ids = [queue.submit(cfg, seeds or cfg.get("seeds") or [0], label=label) for cfg, label in submissions]
+            queue.ensure_worker()
+            st.session_state["train_flash"] = f"Queued {len(ids)} job(s): {', '.join(ids)}"
+        except UserError as err:
+            st.error(str(err), icon=":material/error:")
+        except TypeError as err:
+            st.error(f"bad training config: {err}", icon=":material/error:")
+
+if msg := st.session_state.pop("train_flash", None):
+    st.success(msg, icon=":material/check:")
+
+# A queued job with no worker (e.g. after a restart): start one.
+all_jobs = queue.jobs()
+if any(j["state"] == "queued" for j in all_jobs) and not queue.worker_alive():
+    queue.ensure_worker()
+active_now = any(j["state"] in jobs.ACTIVE for j in all_jobs)
+
+
+def show_job(j: dict) -> None:
+    jid, st_ = j["job_id"], j["state"]
+    badge = {"queued": ":gray[queued]", "running": ":blue[running]", "done": ":green[done]",
+             "failed": ":red[failed]", "cancelled": ":orange[cancelled]"}[st_]
+    with st.container(border=True):
+        head, btn = st.columns([6, 1], vertical_alignment="center")
+        head.markdown(f"**{j['label']}** · seeds {' '.join(map(str, j['seeds']))} · {badge}  \n"
+                      f"<small>job {jid} · submitted {j.get('submitted_at', '')}"
+                      f"{' · on ' + j['device'] if j.get('device') else ''}</small>", unsafe_allow_html=True)
+        if st_ in jobs.ACTIVE:
+            if j.get("cancel_requested"):
+                btn.caption("cancelling...")
+            elif btn.button("Cancel", key=f"cancel:{jid}", icon=":material/stop:"):
+                queue.cancel(jid)
+                st.rerun()
+            st.progress(j["fraction"], text=jobs.progress_text(j["progress"]) if st_ == "running" else
+                        "waiting for the job ahead of it")
+        elif st_ == "done":
+            st.success(f"Done: {', '.join(j.get('run_ids') or [])}. See them on the Trade-off and Runs pages.",
+                       icon=":material/check:")
+        elif st_ == "failed":
+            st.error(f"Failed: {j.get('error')}", icon=":material/error:")
+        else:
+            st.warning(f"Cancelled{': ' + j['error'] if j.get('error') and j['error'] != 'cancelled' else ''}. "
+                       "A run it had started is recorded as failed, never as complete.", icon=":material/stop:")
+        if st_ != "queued":
+            with st.expander("Log", expanded=st_ == "running"):
+                st.code(queue.log(jid, max_chars=6000) or "(empty)", language=None)
+
+
+@st.fragment(run_every=1.0 if active_now else None)
+def job_list() -> None:
+    current = queue.jobs()
+    active = [j for j in current if j["state"] in jobs.ACTIVE]
+    finished = [j for j in reversed(current) if j["state"] not in jobs.ACTIVE]
+    was_active = st.session_state.get("train_was_active", False)
+    st.session_state["train_was_active"] = bool(active)
+    if was_active and not active:
+        st.rerun()  # everything finished: refresh the whole app (sidebar counts, stop polling)
+    st.subheader(f"Queue ({len(active)} active)")
+    if not current:
+        st.caption("No jobs yet: queue one above.")
+    for j in active:
+        show_job(j)
+    if finished:
+        top, clear = st.columns([6, 1], vertical_alignment="center")
+        top.markdown(f"**Finished** ({len(finished)}, newest first)")
+        if clear.button("Clear", key="train_clear", help="Forget finished jobs (their runs stay in the DB)."):
+            queue.clear_finished()
+            st.rerun()
+        for j in finished[:10]:
+            show_job(j)
+
+
+job_list()
