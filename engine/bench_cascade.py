@@ -27,6 +27,7 @@ from engine.analysis import load_view
 from engine.cascade import auto_theta_for_run, load_cascade
 from engine.errors import UserError
 from engine.latency import timer
+from engine.metrics import ThetaCurve
 from engine.train import to_device
 
 GOALS = {"cpu": 0.9, "cuda": 0.8}
@@ -52,12 +53,17 @@ def _cached_answers(view, theta: float, n: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int = 5, device: str = "auto",
-                  attach: str | None = None, limit: int | None = None) -> dict:
-    """Realised vs ideal speed-up of the run's cascade at theta (a float, or "auto")."""
+                  attach: str | None = None, limit: int | None = None, threads: int | None = None) -> dict:
+    """Realised vs ideal speed-up of the run's cascade at theta (a float, or "auto").
+
+    threads: torch's intra-op CPU threads for the measurement (None: leave torch's setting).
+    """
     from engine.train import pick_device
 
-    if batch < 1 or rounds < 1:
-        raise UserError("--batch and --rounds must be at least 1")
+    if batch < 1 or rounds < 1 or (limit is not None and limit < 1) or (threads is not None and threads < 1):
+        raise UserError("--batch, --rounds, --limit and --threads must be at least 1")
+    if threads is not None:
+        torch.set_num_threads(threads)
     dev = pick_device(device)
     chosen = None
     if theta == "auto":
@@ -107,7 +113,7 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
     full_s, cascade_s = np.array(per_round["full"]), np.array(per_round["cascade"])
     realized = float(np.median(full_s / cascade_s))
 
-    curve = view.curve()
+    curve = ThetaCurve.from_logits(view.side_logits[:n], view.main_logits[:n], view.labels[:n])  # the inputs timed
     at = curve.at(theta, view.costs)
     macs = view.costs["macs"]
     ideal = macs.full / at["avg_macs"]

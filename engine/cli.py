@@ -158,7 +158,7 @@ def cmd_bench_cascade(args) -> int:
     if args.theta is None:
         raise UserError("bench cascade needs --theta T (a number in [0, 1]) or --theta auto")
     out = bench_cascade(Store(args.db), args.run, args.theta, batch=args.batch, rounds=args.rounds,
-                        device=args.device or "auto", attach=args.attach, limit=args.limit)
+                        device=args.device or "auto", attach=args.attach, limit=args.limit, threads=args.threads)
     print(json.dumps(out, indent=2, default=float) if args.json else format_report(out))
     return 0
 
@@ -167,6 +167,12 @@ def cmd_latency(args) -> int:
     from engine.latency import measure_run
     from engine.store import Store
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)  # part of the stored device name ("cpu (..., N threads)")
     rows = measure_run(Store(args.db), args.run, device=args.device, batch_size=args.batch, repeats=args.repeats)
     if args.json:
         print(json.dumps(rows, indent=2, default=float))
@@ -250,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--attach", help="cascade: the SideNet's attach point (default: the run's first)")
     b.add_argument("--limit", type=int, help="cascade: only the first N test inputs")
     b.add_argument("--device", help="cascade: cpu, cuda (default: cuda when visible)")
+    b.add_argument("--threads", type=int, help="cascade: torch CPU threads (default: torch's own setting)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--n", type=int, default=100_000), b.add_argument("--model", default="resnet18")
     b.add_argument("--steps", type=int, default=20), b.add_argument("--rounds", type=int, default=3)
@@ -259,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("run"), lat.add_argument("--device", default="auto", help="cpu, cuda (default: cuda when visible)")
     lat.add_argument("--batch", type=int, default=64, help="batch size of the throughput rows")
     lat.add_argument("--repeats", type=int, default=100, help="timed calls at batch size 1, per part")
+    lat.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own setting)")
     lat.add_argument("--json", action="store_true")
     lat.set_defaults(func=cmd_latency)
     return p

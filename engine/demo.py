@@ -141,7 +141,9 @@ def time_paths(cascade: Cascade, x, repeats: int = 5) -> dict:
             t0 = now()
             fns[name](x)
             ms[name].append((now() - t0) * 1e3)
-    return {f"{name}_ms": float(np.median(v)) for name, v in ms.items()}
+    out = {f"{name}_ms": float(np.median(v)) for name, v in ms.items()}
+    out["speedup"] = out["full_ms"] / out["path_ms"] if out["path_ms"] > 0 else float("nan")
+    return out
 
 
 def run_single(cascade: Cascade, x, class_names: list[str], timing: bool = True, repeats: int = 5) -> dict:
@@ -173,6 +175,14 @@ def _main_result(logits: torch.Tensor, class_names: list[str]) -> dict:
 def main_answer(cascade: Cascade, x, class_names: list[str]) -> dict:
     """The full MainNet's answer (on request, for an input that exited)."""
     return _main_result(cascade.main_logits(x)[0], class_names)
+
+
+def slider_default(auto: dict | None, step: float = 0.001, fallback: float = 0.9) -> float:
+    """The theta slider's starting value: the auto theta rounded DOWN to the slider's step (so it
+    exits at least what auto exits), or `fallback` when there is no validation curve."""
+    if not auto:
+        return fallback
+    return min(1.0, round(float(np.floor(auto["theta"] / step + 1e-9) * step), 9))
 
 
 def gallery(data, start: int = 0, count: int = 12) -> list[tuple[int, object, str]]:

@@ -70,6 +70,7 @@ def read_json(path: Path) -> dict | None:
 
 
 def _pid_alive(pid) -> bool:
+    """True if the process exists and is not a zombie (an exited child nobody has reaped)."""
     if not pid:
         return False
     try:
@@ -78,6 +79,9 @@ def _pid_alive(pid) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        if Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     return True
 
 
@@ -276,16 +280,20 @@ class JobQueue:
         return self.dir / "worker.lock"
 
     def worker_alive(self) -> bool:
-        """True when a worker process holds the lock."""
-        if not self.lock_path.exists():
-            return False
-        with open(self.lock_path, "a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return False
+        """True when a worker process holds the lock, or one was just started and is still starting."""
+        if self.lock_path.exists():
+            with open(self.lock_path, "a+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(f, fcntl.LOCK_UN)
+        pid_file = self.dir / "worker.pid"
+        try:
+            starting = time.time() - pid_file.stat().st_mtime < 60 and _pid_alive(int(pid_file.read_text()))
+        except (OSError, ValueError):
+            starting = False
+        return starting
 
     def ensure_worker(self) -> bool:
         """Start a detached worker unless one is alive; True if one was started."""
@@ -293,10 +301,11 @@ class JobQueue:
             return False
         self.dir.mkdir(parents=True, exist_ok=True)
         log = open(self.dir / "worker.log", "ab")
-        subprocess.Popen([sys.executable, "-m", "engine.jobs", "worker", "--jobs-dir", str(self.dir),
-                          "--db", str(self.db)], cwd=str(REPO), stdin=subprocess.DEVNULL, stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True, env=_child_env())
+        proc = subprocess.Popen([sys.executable, "-m", "engine.jobs", "worker", "--jobs-dir", str(self.dir),
+                                 "--db", str(self.db)], cwd=str(REPO), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=_child_env())
         log.close()
+        (self.dir / "worker.pid").write_text(str(proc.pid))  # "starting" until it holds the lock
         return True
 
     def _next_queued(self) -> str | None:

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.cascade import Cascade
+from engine.cascade import Cascade, prepare
 from engine.train import model_for_run, pick_device, to_device
 
 PARTS = ("trunk+sidenet", "rest", "full")
@@ -130,11 +130,14 @@ def measure_run(store, run_id: str, device: str = "auto", batch_size: int = 64, 
     """
     from engine.errors import UserError
 
+    if min(batch_size, repeats, batch_repeats, n_inputs) < 1 or warmup < 0:
+        raise UserError("batch size, repeats and inputs must be at least 1")
     run = store.get_run(run_id)
     if run["status"] != "complete":
         raise UserError(f"run {run_id} is {run['status']}, not complete")
     dev = pick_device(device)
     model, data, collate = model_for_run(run, str(dev))
+    prepare(model)  # the same layout as the cascade runtime (channels_last for images)
     amp = (run.get("config") or {}).get("amp", "auto")
     inputs_1 = inputs_for(data, collate, dev, 1, min(n_inputs, len(data.test)))
     inputs_b = inputs_for(data, collate, dev, batch_size, 4)

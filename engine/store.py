@@ -229,6 +229,12 @@ class Store:
         return self._query("SELECT attach, device, part, batch_size, median_ms, p95_ms, throughput, measured_at "
                            "FROM latency WHERE run_id = ? ORDER BY device, attach, part, batch_size", [run_id])
 
+    def latency_stamps(self) -> dict[str, str]:
+        """{run_id: when its latency was last measured}, for the runs that have latency rows (caches
+        of a run's costs key on it: latency is stored after the run completes)."""
+        return {r["run_id"]: str(r["stamp"]) for r in
+                self._query("SELECT run_id, max(measured_at) AS stamp FROM latency GROUP BY run_id")}
+
     def logits(self, run_id: str, split: str = "test") -> dict:
         """{"idx" (N,), "label" (N,), "heads": {head: logits float32 (N, C)}} in sample order."""
         with self.connect() as con:

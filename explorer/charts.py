@@ -1,18 +1,33 @@
-"""Plotly figures of the explorer (layout only: every number comes from engine.explore).
+"""Plotly figures of the explorer, as plain figure dicts (layout only: numbers come from engine.explore).
 
-Figures are built as plain dicts and wrapped with ``go.Figure(..., skip_invalid=False)`` once;
-the trade-off chart's theta-independent part is cached and only the current-theta markers are
-added per rerun.
+Why dicts: building ``plotly.graph_objects`` figures validates every property and expands
+templates, ~100 ms per chart on a small CPU -- most of a rerun. The dicts here are valid
+plotly.js specs (tests check each one through ``go.Figure``), and ``show`` hands them to
+``st.plotly_chart`` without a second validation pass. Styling comes from Streamlit's theme.
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import plotly.graph_objects as go
+import streamlit as st
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22"]
+CONFIG = {"displaylogo": False}
+
+
+class _Prebuilt(go.Figure):
+    """A figure dict that st.plotly_chart accepts as an already-validated plotly Figure."""
+
+    def __init__(self, spec: dict):  # noqa: D107  (no super().__init__: no validation)
+        self._spec = spec
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+
+def show(fig: dict, key: str) -> None:
+    st.plotly_chart(_Prebuilt(fig), key=key, config=CONFIG)
 
 
 def color(i: int) -> str:
@@ -25,18 +40,31 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def _list(a) -> list:
-    return np.asarray(a, dtype=np.float64).round(8).tolist()
+    """Plain floats (NaN -> None, which plotly draws as a gap)."""
+    a = np.asarray(a, dtype=np.float64).round(6)
+    return [None if v != v else v for v in a.tolist()]
 
 
-def _finite(a) -> list:
-    return [None if not np.isfinite(v) else v for v in _list(a)]
+def layout(x_title: str, y_title: str, height: int = 460, title: str | None = None) -> dict:
+    return {"height": height, "margin": {"l": 60, "r": 20, "t": 36 if title else 16, "b": 50},
+            **({"title": {"text": title, "x": 0.01, "font": {"size": 13}}} if title else {}),
+            "xaxis": {"title": {"text": x_title}, "zeroline": False},
+            "yaxis": {"title": {"text": y_title}, "zeroline": False},
+            "legend": {"orientation": "h", "yanchor": "top", "y": -0.16, "xanchor": "left", "x": 0},
+            "hovermode": "closest"}
 
 
-def base_layout(title: str | None, x_title: str, y_title: str, height: int = 460) -> dict:
-    return {"title": {"text": title} if title else None, "height": height, "margin": {"l": 60, "r": 20, "t": 40 if title else 20, "b": 50},
-            "xaxis": {"title": {"text": x_title}, "zeroline": False}, "yaxis": {"title": {"text": y_title}},
-            "legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
-            "hovermode": "closest", "template": "plotly_white"}
+def figure(data: list[dict], lay: dict) -> dict:
+    return {"data": data, "layout": lay}
+
+
+def with_extra(base: dict, traces: list[dict], title: str | None = None) -> dict:
+    """A cached figure dict plus per-rerun traces (the cached dict is not modified)."""
+    lay = dict(base["layout"])
+    if title:
+        lay["title"] = {"text": title, "x": 0.01, "font": {"size": 13}}
+        lay["margin"] = {**lay.get("margin", {}), "t": 36}
+    return {"data": list(base["data"]) + traces, "layout": lay}
 
 
 def curve_traces(label: str, curve: dict, kind: str, div: float, unit: str, col: str, dash: str = "solid",
@@ -51,10 +79,10 @@ def curve_traces(label: str, curve: dict, kind: str, div: float, unit: str, col:
                        "y": _list(np.concatenate([y + s, (y - s)[::-1]])), "fill": "toself", "mode": "lines",
                        "line": {"width": 0}, "fillcolor": _rgba(col, 0.15), "hoverinfo": "skip",
                        "showlegend": False, "legendgroup": group, "name": f"{label} ± std"})
-    custom = np.stack([curve["theta"], np.asarray(curve["exit_fraction_mean"]) * 100, s], axis=1)
+    custom = np.stack([curve["theta"], np.asarray(curve["exit_fraction_mean"]) * 100, s], axis=1).round(5)
     traces.append({"type": "scatter", "x": _list(x), "y": _list(y), "mode": "lines", "name": label,
                    "legendgroup": group, "line": {"color": col, "width": 2, "dash": dash},
-                   "customdata": custom.round(6).tolist(),
+                   "customdata": custom.tolist(),
                    "hovertemplate": f"<b>{label}</b><br>θ = %{{customdata[0]:.3f}}<br>accuracy = %{{y:.2f}}% "
                                     f"± %{{customdata[2]:.2f}}<br>exit = %{{customdata[1]:.1f}}%<br>"
                                     f"cost = %{{x:.4g}} {unit}<extra></extra>"})
@@ -64,84 +92,72 @@ def curve_traces(label: str, curve: dict, kind: str, div: float, unit: str, col:
 def point_trace(label: str, x_ms: tuple, y_ms: tuple, div: float, unit: str, col: str, symbol: str = "square",
                 size: int = 11, group: str | None = None, show_legend: bool = True, text: str | None = None) -> dict:
     """One marker with ±std error bars on both axes (x, y given as (mean, std); y a fraction)."""
-    return {"type": "scatter", "x": [x_ms[0] / div], "y": [y_ms[0] * 100], "mode": "markers",
+    xs, ys = float(x_ms[1]) / div, float(y_ms[1]) * 100
+    return {"type": "scatter", "x": _list([x_ms[0] / div]), "y": _list([y_ms[0] * 100]), "mode": "markers",
             "name": label, "legendgroup": group or label, "showlegend": show_legend,
             "marker": {"color": col, "symbol": symbol, "size": size, "line": {"color": "white", "width": 1}},
-            "error_y": {"type": "data", "array": [y_ms[1] * 100], "visible": bool(y_ms[1] > 0), "color": col},
-            "error_x": {"type": "data", "array": [x_ms[1] / div], "visible": bool(x_ms[1] > 0), "color": col},
+            "error_y": {"type": "data", "array": _list([ys]), "visible": bool(ys > 0), "color": col},
+            "error_x": {"type": "data", "array": _list([xs]), "visible": bool(xs > 0), "color": col},
             "hovertemplate": f"<b>{label}</b><br>{text + '<br>' if text else ''}accuracy = %{{y:.2f}}%<br>"
                              f"cost = %{{x:.4g}} {unit}<extra></extra>"}
 
 
-def figure(data: list[dict], layout: dict) -> go.Figure:
-    return go.Figure({"data": data, "layout": layout})
-
-
-def with_markers(base: dict, markers: list[dict]) -> go.Figure:
-    """A copy of a cached figure dict plus per-rerun marker traces."""
-    return go.Figure({"data": list(base["data"]) + markers, "layout": copy.deepcopy(base["layout"])})
-
-
-def reliability_figure(series: list[tuple[str, dict, str]], title: str | None = None, height: int = 460) -> go.Figure:
+def reliability_figure(series: list[tuple[str, dict, str]], height: int = 440) -> dict:
     """Reliability diagram (the paper's Figure 3): per-bin accuracy (±std over seeds) of each
-    series as bars, the diagonal of perfect calibration, and the per-bin counts below.
+    series as bars, the diagonal of perfect calibration, and the samples per bin below.
 
     series: (name, explore.reliability_summary dict, colour).
     """
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26], vertical_spacing=0.05)
+    lay = layout("", "", height)
+    lay.update(barmode="overlay", bargap=0,
+               xaxis={"anchor": "y2", "title": {"text": "confidence (top-label softmax)"}},
+               yaxis={"domain": [0.3, 1.0], "title": {"text": "accuracy (%)"}, "range": [0, 102]},
+               yaxis2={"domain": [0.0, 0.24], "anchor": "x", "title": {"text": "samples / run"}})
     if not series:
-        return fig
+        return figure([], lay)
     edges = np.asarray(series[0][1]["edges"])
-    centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    k = len(series)
-    for i, (name, rel, col) in enumerate(series):
-        offset = (i - (k - 1) / 2) * widths / k
-        acc = np.asarray(rel["accuracy_mean"]) * 100
-        conf = np.asarray(rel["confidence_mean"]) * 100
-        fig.add_trace(go.Bar(x=_list(centers + offset), y=_finite(acc), width=_list(widths / k * 0.95), name=name,
-                             marker_color=col, legendgroup=name,
-                             error_y={"type": "data", "array": _finite(np.asarray(rel["accuracy_std"]) * 100),
-                                      "visible": rel["n_runs"] > 1},
-                             customdata=np.stack([edges[:-1], edges[1:], np.nan_to_num(conf, nan=-1),
-                                                  rel["count_mean"]], axis=1).round(5).tolist(),
-                             hovertemplate=f"<b>{name}</b><br>bin [%{{customdata[0]:.2f}}, %{{customdata[1]:.2f}}]"
-                                           "<br>accuracy = %{y:.1f}%<br>mean confidence = %{customdata[2]:.1f}%"
-                                           "<br>samples per run = %{customdata[3]:.1f}<extra></extra>"),
-                      row=1, col=1)
-        fig.add_trace(go.Bar(x=_list(centers + offset), y=_list(rel["count_mean"]), width=_list(widths / k * 0.95),
-                             marker_color=col, name=f"{name} count", legendgroup=name, showlegend=False,
-                             hovertemplate=f"<b>{name}</b><br>%{{y:.1f}} samples per run<extra></extra>"),
-                      row=2, col=1)
     lo = float(edges[0])
-    fig.add_trace(go.Scatter(x=[lo, 1.0], y=[lo * 100, 100.0], mode="lines", name="perfect calibration",
-                             line={"color": "#555", "dash": "dash", "width": 1}, hoverinfo="skip"), row=1, col=1)
-    fig.update_layout(**{k: v for k, v in base_layout(title, "", "", height).items() if k not in ("xaxis", "yaxis")},
-                      barmode="overlay", bargap=0)
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 102], row=1, col=1)
-    fig.update_yaxes(title_text="samples / run", row=2, col=1)
-    fig.update_xaxes(title_text="confidence (top-label softmax)", range=[lo - 0.01, 1.01], row=2, col=1)
-    fig.update_xaxes(range=[lo - 0.01, 1.01], row=1, col=1)
-    return fig
+    lay["xaxis"]["range"] = [lo - 0.01, 1.01]
+    centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    k, data = len(series), []
+    for i, (name, rel, col) in enumerate(series):
+        xs = _list(centers + (i - (k - 1) / 2) * widths / k)
+        w = _list(widths / k * 0.95)
+        conf = np.asarray(rel["confidence_mean"]) * 100
+        custom = np.stack([edges[:-1], edges[1:], np.nan_to_num(conf, nan=-1), rel["count_mean"]], axis=1).round(5)
+        data.append({"type": "bar", "x": xs, "y": _list(np.asarray(rel["accuracy_mean"]) * 100), "width": w,
+                     "name": name, "legendgroup": name, "marker": {"color": col},
+                     "error_y": {"type": "data", "array": _list(np.asarray(rel["accuracy_std"]) * 100),
+                                 "visible": bool(rel["n_runs"] > 1)},
+                     "customdata": custom.tolist(),
+                     "hovertemplate": f"<b>{name}</b><br>bin [%{{customdata[0]:.2f}}, %{{customdata[1]:.2f}}]"
+                                      "<br>accuracy = %{y:.1f}%<br>mean confidence = %{customdata[2]:.1f}%"
+                                      "<br>samples per run = %{customdata[3]:.1f}<extra></extra>"})
+        data.append({"type": "bar", "x": xs, "y": _list(rel["count_mean"]), "width": w, "xaxis": "x", "yaxis": "y2",
+                     "marker": {"color": col}, "name": f"{name}: samples", "legendgroup": name, "showlegend": False,
+                     "hovertemplate": f"<b>{name}</b><br>%{{y:.1f}} samples per run<extra></extra>"})
+    data.append({"type": "scatter", "x": [lo, 1.0], "y": [lo * 100, 100.0], "mode": "lines",
+                 "name": "perfect calibration", "line": {"color": "#555", "dash": "dash", "width": 1},
+                 "hoverinfo": "skip"})
+    return figure(data, lay)
 
 
-def epochs_figure(epochs: list[dict]) -> go.Figure:
+def epochs_figure(epochs: list[dict]) -> dict:
     """Per-epoch training curves: train / validation loss (left), validation accuracy per head (right)."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation accuracy (%)"))
     ep = [e["epoch"] for e in epochs]
-    fig.add_trace(go.Scatter(x=ep, y=[e["train_loss"] for e in epochs], name="train loss", mode="lines+markers"),
-                  row=1, col=1)
-    fig.add_trace(go.Scatter(x=ep, y=[e["val_loss"] for e in epochs], name="validation loss", mode="lines+markers"),
-                  row=1, col=1)
+    data = [{"type": "scatter", "x": ep, "y": _list([e["train_loss"] for e in epochs]), "name": "train loss",
+             "mode": "lines+markers", "line": {"color": color(0)}},
+            {"type": "scatter", "x": ep, "y": _list([e["val_loss"] for e in epochs]), "name": "validation loss",
+             "mode": "lines+markers", "line": {"color": color(1)}}]
     heads = list(dict.fromkeys(h for e in epochs for h in (e.get("val_acc") or {})))
     for i, head in enumerate(heads):
-        fig.add_trace(go.Scatter(x=ep, y=[100 * (e["val_acc"] or {}).get(head, np.nan) for e in epochs],
-                                 name=f"{'MainNet' if head == 'main' else 'SideNet@' + head} accuracy",
-                                 mode="lines+markers", line={"color": color(i + 2)}), row=1, col=2)
-    fig.update_layout(height=340, template="plotly_white", margin={"l": 50, "r": 20, "t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.2})
-    fig.update_xaxes(title_text="epoch", dtick=1)
-    return fig
+        data.append({"type": "scatter", "x": ep, "y": _list([100 * (e["val_acc"] or {}).get(head, np.nan)
+                                                             for e in epochs]),
+                     "name": f"{'MainNet' if head == 'main' else 'SideNet@' + head} val. accuracy (%)",
+                     "mode": "lines+markers", "xaxis": "x2", "yaxis": "y2", "line": {"color": color(i + 2)}})
+    lay = layout("epoch", "loss", height=340)
+    lay["xaxis"].update(domain=[0.0, 0.40], dtick=1)
+    lay["legend"]["y"] = -0.25
+    lay.update(xaxis2={"domain": [0.58, 1.0], "anchor": "y2", "title": {"text": "epoch"}, "dtick": 1},
+               yaxis2={"anchor": "x2", "title": {"text": "validation accuracy (%)"}})
+    return figure(data, lay)

@@ -4,7 +4,8 @@ Caching (the reason reruns are fast):
 - the run list is cached per (DB path, Store.version()): a new, deleted or finished run changes
   the file, so the next rerun sees it without restarting the app;
 - each run is loaded ONCE and prepared (confidences + ThetaCurves, engine.explore.prepare_run),
-  cached per (DB path, run_id, finished_at): a complete run never changes, so a new run landing
+  cached per (DB path, run_id, finished_at, latency stamp): a complete run never changes (but for
+  latency measured later, which the stamp covers), so a new run landing
   in the DB does not reload the others;
 - each configuration's whole theta curve is computed once per (runs, fallback);
 so a theta change only does ``searchsorted`` lookups and masks.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import streamlit as st
@@ -30,6 +33,26 @@ LOCK_TIMEOUT_S = 15.0
 EMPTY_HINT = ("No runs yet. Train some: `make run` (trains the quickstart preset, then serves this app), "
               "`python -m engine train --preset smoke`, or the **Train** page.")
 COST_NAMES = {"params": "parameters", "macs": "MACs", "ms": "latency"}
+SHORT_COST_NAMES = {"params": "params", "macs": "MACs", "ms": "latency"}
+
+
+# -- page setup ------------------------------------------------------------------------------
+def boot() -> None:
+    """Call first on every page. Streamlit treats an entry script with a ``pages/`` folder beside
+    it as a legacy (v1) multipage app until the entry has called ``st.navigation`` once; on a
+    fresh server, a page opened directly by its URL (e.g. /train) would run alone, without the
+    entry's navigation, sidebar and layout. Leave that mode and rerun through the entry.
+    (`python -m explorer.serve`, used by `make run`, never enters it.)"""
+    try:
+        from streamlit import config
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without them
+        return
+    if config.get_option("global.appTest"):
+        return  # AppTest resets the mode before every run; a rerun here would swallow button clicks
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 # -- the database --------------------------------------------------------------------------
@@ -44,7 +67,12 @@ def store() -> Store:
 
 @st.cache_data(show_spinner=False, max_entries=32, ttl=60)
 def _list_runs(path: str, version: tuple, include_all: bool) -> list[dict]:
-    return Store(path, lock_timeout_s=LOCK_TIMEOUT_S).list_runs(include_all=include_all)
+    store = Store(path, lock_timeout_s=LOCK_TIMEOUT_S)
+    runs = store.list_runs(include_all=include_all)
+    latency = store.latency_stamps() if runs else {}
+    for run in runs:  # what the run's prepared data depends on: its end, and latency measured later
+        run["_stamp"] = f"{run.get('finished_at') or run.get('created_at')}|{latency.get(run['run_id'], '')}"
+    return runs
 
 
 def list_runs(include_all: bool = False) -> list[dict]:
@@ -79,7 +107,7 @@ def require_runs(include_all: bool = False) -> list[dict]:
     try:
         runs = list_runs(include_all)
     except UserError as err:
-        _empty_state(f"Cannot read the database: {err}", error=True)
+        _empty_state(f"Cannot read the database: {md_escape(err)}", error=True)
         st.stop()
     if not runs:
         _empty_state("This database holds no complete run yet.", error=False)
@@ -88,13 +116,44 @@ def require_runs(include_all: bool = False) -> list[dict]:
 
 
 # -- runs, prepared once ---------------------------------------------------------------------
-@st.cache_resource(show_spinner="Loading a run (once per run)...", max_entries=1024)
+class _Memo:
+    """A small process-wide LRU (like st.cache_resource, shared by all sessions) with cheap keys:
+    a hit is one dict lookup, not Streamlit's argument hashing (~1 ms per call on a busy CPU,
+    paid dozens of times per rerun). Values are treated as read-only."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize, self.data, self.lock = maxsize, OrderedDict(), threading.Lock()
+
+    def get(self, key, compute):
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        value = compute()  # outside the lock: two sessions may compute the same thing once each
+        with self.lock:
+            self.data[key] = value
+            while len(self.data) > self.maxsize:
+                self.data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.data.clear()
+
+
+_RUNS = _Memo(512)  # (path, run_id, stamp) -> {attach: PreparedRun}
+_DERIVED = _Memo(1024)  # (path, name, run keys, kwargs) -> curve / reliability / table
+
+
 def _prepared(path: str, run_id: str, stamp: str) -> dict[str | None, PreparedRun]:
-    return explore.prepare_run(Store(path, lock_timeout_s=LOCK_TIMEOUT_S), run_id)
+    def load():
+        with st.spinner(f"Loading run {run_id} (once)..."):
+            return explore.prepare_run(Store(path, lock_timeout_s=LOCK_TIMEOUT_S), run_id)
+    return _RUNS.get((path, run_id, stamp), load)
 
 
 def _stamp(run: dict) -> str:
-    return str(run.get("finished_at") or run.get("created_at"))
+    return run.get("_stamp") or str(run.get("finished_at") or run.get("created_at"))
 
 
 def load_groups(configs: list[Configuration], runs: list[dict]) -> list[tuple[Configuration, list[PreparedRun]]]:
@@ -123,28 +182,35 @@ def run_keys(runs: list[PreparedRun], all_runs: list[dict]) -> tuple:
     return tuple((r.run_id, _stamp(by_id.get(r.run_id, {})), r.attach) for r in runs)
 
 
-@st.cache_resource(show_spinner=False, max_entries=512)
-def _curve(path: str, keys: tuple, ensemble: bool) -> dict:
-    runs = [_prepared(path, rid, stamp)[attach] for rid, stamp, attach in keys]
-    return explore.curve(runs, ensemble=ensemble)
+_PER_RUNS = {"curve": explore.curve, "head_reliability": explore.head_reliability}
+
+
+def memo(key: tuple, compute):
+    """Cache any theta-independent value (e.g. a chart's fixed part) process-wide under ``key``."""
+    return _DERIVED.get((str(db_path()),) + key, compute)
+
+
+def derived(name: str, runs: list[PreparedRun], all_runs: list[dict], **kw):
+    """A theta-independent explore function of a configuration's runs, computed once (cached):
+    ``curve`` (the whole theta grid) or ``head_reliability``. Treat the result as read-only."""
+    key = (str(db_path()), name, run_keys(runs, all_runs), tuple(sorted(kw.items())))
+    return _DERIVED.get(key, lambda: _PER_RUNS[name](runs, **kw))
 
 
 def config_curve(runs: list[PreparedRun], all_runs: list[dict], ensemble: bool = False) -> dict:
     """The configuration's curve over the theta grid, computed once (cached)."""
-    return _curve(str(db_path()), run_keys(runs, all_runs), ensemble)
+    return derived("curve", runs, all_runs, ensemble=ensemble)
 
 
-@st.cache_resource(show_spinner=False, max_entries=128)
-def _table(path: str, name: str, keys: tuple, arg) -> list[dict]:
-    groups = [(cfg, [_prepared(path, rid, stamp)[attach] for rid, stamp, attach in k]) for cfg, k in keys]
-    fn = {"accuracy": explore.accuracy_table, "ece": explore.ece_table, "ensemble": explore.ensemble_table}[name]
-    return fn(groups, arg) if arg is not None else fn(groups)
+_TABLES = {"accuracy": explore.accuracy_table, "ece": explore.ece_table, "ensemble": explore.ensemble_table}
 
 
 def table(name: str, groups, all_runs: list[dict], arg=None) -> list[dict]:
     """explore.accuracy_table / ece_table / ensemble_table, cached (theta-independent)."""
     keys = tuple((cfg, run_keys(runs, all_runs)) for cfg, runs in groups)
-    return _table(str(db_path()), name, keys, arg)
+    fn = _TABLES[name]
+    return _DERIVED.get((str(db_path()), "table:" + name, keys, arg),
+                        lambda: fn(groups, arg) if arg is not None else fn(groups))
 
 
 # -- selection widgets ------------------------------------------------------------------------
@@ -157,29 +223,36 @@ def dataset_select(configs: list[Configuration], container=st) -> str:
 
 
 def theta_control(container=None) -> float:
-    """The theta slider (fine steps) and a number box, kept in sync and shared across pages."""
-    ss = st.session_state
-    ss.setdefault("theta", DEFAULT_THETA)
-    for key in ("theta_slider", "theta_box"):
-        if key not in ss:
-            ss[key] = ss["theta"]
+    """The theta slider (fine steps) and a number box, kept in sync and shared across pages.
+
+    Both widgets keep their value for the whole session (``persist_state="session"``), so θ
+    survives page switches; each one's callback copies its value into the other.
+    """
     c = container or st
     left, right = c.columns([5, 1], vertical_alignment="bottom")
-    left.slider("Threshold θ: a sample exits at the SideNet when its confidence ≥ θ", 0.0, 1.0,
-                step=THETA_STEP, format="%.3f", key="theta_slider", on_change=_sync_theta, args=("theta_slider",),
-                help="θ = 0 exits every sample; θ = 1 never exits (the MainNet answers everything).")
-    right.number_input("θ", 0.0, 1.0, step=THETA_STEP, format="%.3f", key="theta_box",
-                       on_change=_sync_theta, args=("theta_box",))
-    return float(ss["theta"])
+    theta = left.slider("Threshold θ: a sample exits at the SideNet when its confidence ≥ θ", 0.0, 1.0,
+                        value=DEFAULT_THETA, step=THETA_STEP, format="%.3f", key="theta_slider",
+                        on_change=_sync_theta, args=("theta_slider", "theta_box"), persist_state="session",
+                        help="θ = 0 exits every sample; θ = 1 never exits (the MainNet answers everything).")
+    right.number_input("θ", 0.0, 1.0, value=DEFAULT_THETA, step=THETA_STEP, format="%.3f", key="theta_box",
+                       on_change=_sync_theta, args=("theta_box", "theta_slider"), persist_state="session")
+    return float(theta)
 
 
-def _sync_theta(source: str) -> None:
+def _sync_theta(source: str, other: str) -> None:
     ss = st.session_state
-    value = min(1.0, max(0.0, round(float(ss[source]), 6)))
-    ss["theta"] = ss["theta_slider"] = ss["theta_box"] = value
+    ss[other] = min(1.0, max(0.0, round(float(ss[source]), 6)))
 
 
 # -- formatting -------------------------------------------------------------------------------
+def md_escape(text) -> str:
+    """Text shown as-is inside Streamlit markdown (e.g. an error naming TrainConfig.__init__)."""
+    out = str(text)
+    for ch in "\\`*_[]<>#|~$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
 def is_nan(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
@@ -211,7 +284,8 @@ def fmt_cost(value: float, kind: str, scale: tuple[float, str] | None = None) ->
     if is_nan(value):
         return "–"
     v = value / div
-    return f"{v:.3g} {unit}" if v < 100 else f"{v:,.0f} {unit}"
+    digits = 3 if abs(v) < 1 else 2 if abs(v) < 10 else 1 if abs(v) < 100 else 0
+    return f"{v:,.{digits}f} {unit}"
 
 
 def cost_kind_select(kinds: list[str], container=st, key: str = "cost_kind") -> str:

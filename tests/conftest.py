@@ -26,3 +26,92 @@ def smoke_runs(tmp_path_factory):
         kind = "image" if cfg.dataset == "fashion-mnist" else "text"
         runs[kind] = train_run(cfg, cfg.seeds[0], store)
     return store, runs
+
+
+# -- the explorer's test databases (tests/test_app_*.py, tests/test_browser.py) -----------------
+@pytest.fixture(scope="session")
+def explorer_dbs(smoke_runs, tmp_path_factory):
+    """Paths of DuckDB files for the app tests, all built from the real smoke runs:
+
+    - "many": the smoke image run replicated as 3 seeds (with logit noise, so seeds differ), the
+      text run as 2 seeds, a MainNet-only configuration made from the image run's MainNet head
+      (mode mainnet-only), plus a FAILED run that has samples and a RUNNING run (never shown);
+    - "one": a single (replicated) image run;
+    - "empty": a DuckDB file with the schema and no run; "bad": a text file; "missing": no file.
+    Replicated runs are labelled as such in their device / config.
+    """
+    import numpy as np
+
+    from engine.store import Store
+    from explorer.bench import replicate_runs
+
+    source, runs = smoke_runs
+    root = tmp_path_factory.mktemp("explorer")
+    many = Store(root / "many.duckdb")
+    replicate_runs(source, many, n_runs=3, n_samples=256, run_ids=[runs["image"]], noise=0.7, seed=1)
+    replicate_runs(source, many, n_runs=2, n_samples=96, run_ids=[runs["text"]], noise=0.7, seed=2)
+    image = source.get_run(runs["image"])
+    data = source.logits(runs["image"])
+    full = source.costs(runs["image"])[image["attach"][0]]["full"]
+    meta = {k: image[k] for k in ("model", "dataset", "num_classes", "class_names", "versions", "git_commit")}
+    for seed in (0, 1):
+        rid = many.start_run({**meta, "mode": "mainnet-only", "seed": seed, "attach": [], "sidenet_hidden": 32,
+                              "sidenet_order": "linear-bn-relu", "device": "test fixture (MainNet head of a smoke run)",
+                              "config": {**image["config"], "mode": "mainnet-only", "seeds": [seed]}})
+        rng = np.random.default_rng(seed)
+        main = (data["heads"]["main"] + rng.normal(0, 0.3 * seed, data["heads"]["main"].shape)).astype(np.float32)
+        many.finish_run(rid, epochs=source.epochs(runs["image"]),
+                        costs={"none": {"trunk": full, "sidenet": {"params": 0, "macs": 0.0},
+                                        "rest": {"params": 0, "macs": 0.0}, "full": full}},
+                        samples={"test": {"idx": data["idx"], "label": data["label"], "heads": {"main": main}}},
+                        wall_time_s=1.0, checkpoint=None)
+    failed = replicate_runs(source, many, n_runs=1, n_samples=256, run_ids=[runs["image"]], noise=0.0)[0]
+    many.fail_run(failed, "RuntimeError: a test failure after the samples were written")
+    many.start_run({**meta, "mode": "joint", "seed": 7, "attach": image["attach"], "sidenet_hidden": 32,
+                    "sidenet_order": "linear-bn-relu", "config": image["config"], "run_id": "still-running-run"})
+    one = Store(root / "one.duckdb")
+    replicate_runs(source, one, n_runs=1, n_samples=256, run_ids=[runs["image"]])
+    empty = Store(root / "empty.duckdb")
+    with empty.connect(write=True):
+        pass
+    bad = root / "bad.duckdb"
+    bad.write_text("this is not a DuckDB database\n" * 10)
+    return {"many": many.path, "one": one.path, "empty": empty.path, "bad": bad, "missing": root / "missing.duckdb",
+            "failed_run": failed, "running_run": "still-running-run"}
+
+
+@pytest.fixture
+def open_app(monkeypatch):
+    """open_app(db, page=None) -> a run AppTest of explorer/app.py on DB ``db`` (at ``page``)."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[1] / "explorer" / "app.py"
+
+    def _open(db, page: str | None = None, timeout: float = 120):
+        monkeypatch.setenv("SIDENETS_DB", str(db))
+        monkeypatch.delenv("SIDENETS_JOBS", raising=False)
+        at = AppTest.from_file(str(app), default_timeout=timeout)
+        at.run()
+        if page and page != "pages/tradeoff.py":  # the default page is already shown
+            at.switch_page(page).run()
+        return at
+
+    return _open
+
+
+@pytest.fixture
+def engine_groups():
+    """engine_groups(db, dataset) -> [(Configuration, [PreparedRun])] computed by the engine alone
+    (what the pages must show), for the configurations of ``dataset`` in ``db``."""
+    from engine import explore
+    from engine.store import Store
+
+    def _groups(db, dataset="fashion-mnist"):
+        store = Store(db)
+        configs = explore.select(explore.group_runs(store.list_runs()), dataset=dataset)
+        prepared = {rid: explore.prepare_run(store, rid) for c in configs for rid in c.run_ids}
+        return [(c, [prepared[rid][c.attach] for rid in c.run_ids]) for c in configs]
+
+    return _groups

@@ -5,6 +5,8 @@ import streamlit as st
 from engine import explore
 from explorer import charts, state
 
+state.boot()
+
 st.title("Calibration")
 st.caption("A head is calibrated when its confidence matches its accuracy: of the samples it answers with 85% "
            "confidence, 85% are right. Then θ reads directly as the accuracy the exited samples get. "
@@ -40,15 +42,17 @@ cfg, rs = next(((c, r) for c, r in groups if c.label == chosen), groups[0])
 n = len(rs)
 
 st.subheader(f"Reliability: SideNet vs MainNet ({cfg.label})")
-side = explore.head_reliability(rs, "side", **bin_kw)
-main = explore.head_reliability(rs, "main", **bin_kw)
+side = state.derived("head_reliability", rs, runs, head="side", **bin_kw)
+main = state.derived("head_reliability", rs, runs, head="main", **bin_kw)
 m = st.columns(4)
-m[0].metric("SideNet ECE (paper's 8 bins)", state.pm(explore.head_reliability(rs, "side", paper=True)["ece"], n, digits=2))
-m[1].metric("MainNet ECE (paper's 8 bins)", state.pm(explore.head_reliability(rs, "main", paper=True)["ece"], n, digits=2))
-m[2].metric(f"SideNet ECE ({n_bins} bins)", state.pm(explore.head_reliability(rs, "side", n_bins=n_bins)["ece"], n, digits=2))
-m[3].metric(f"MainNet ECE ({n_bins} bins)", state.pm(explore.head_reliability(rs, "main", n_bins=n_bins)["ece"], n, digits=2))
-st.plotly_chart(charts.reliability_figure([("SideNet", side, charts.color(0)), ("MainNet", main, charts.color(1))]),
-                key="calib_heads", config={"displaylogo": False})
+for col, head, name in ((m[0], "side", "SideNet"), (m[1], "main", "MainNet")):
+    col.metric(f"{name} ECE (paper's 8 bins)", state.pm(state.derived("head_reliability", rs, runs, head=head,
+                                                                      paper=True)["ece"], n, digits=2))
+for col, head, name in ((m[2], "side", "SideNet"), (m[3], "main", "MainNet")):
+    col.metric(f"{name} ECE ({n_bins} bins)", state.pm(state.derived("head_reliability", rs, runs, head=head,
+                                                                      n_bins=n_bins)["ece"], n, digits=2))
+charts.show(charts.reliability_figure([("SideNet", side, charts.color(0)), ("MainNet", main, charts.color(1))]),
+            key="calib_heads")
 st.caption(f"All test samples, {bin_text}; bars: accuracy per bin (mean ± std over {n} seed(s)); dashed: perfect "
            f"calibration; below: samples per bin and run. ECE (in %) = Σ n_i/n · |acc_i − conf_i|; it reads high "
            f"on small test sets (about {int(round(rs[0].n))} samples per run here).")
@@ -60,20 +64,17 @@ def live() -> None:
     pops = explore.populations_at(rs, theta, **bin_kw)
     st.markdown(f"**At θ = {theta:.3f}**: the samples that exit (answered by the SideNet), those deferred to the "
                 "MainNet, and the whole cascade.")
-    names = {"exited": "Exit at the SideNet", "deferred": "Deferred to the MainNet", "cascade": "Whole cascade"}
-    cols = st.columns(3)
-    for col, pop in zip(cols, explore.POPULATIONS):
-        p = pops[pop]
-        with col.container(border=True):
-            st.markdown(f"**{names[pop]}**")
-            st.metric(f"{names[pop]}: share of samples", state.pm(p["fraction"], n, digits=1), label_visibility="collapsed")
-            a, b = st.columns(2)
-            a.metric("accuracy", state.pm(p["accuracy"], n, digits=1))
-            b.metric("mean confidence", state.pm(p["confidence"], n, digits=1))
-            st.metric(f"ECE ({bin_text})", state.pm(p["ece"], n, digits=2))
-    st.plotly_chart(charts.reliability_figure([(names[p], pops[p], charts.color(i + 2))
-                                               for i, p in enumerate(explore.POPULATIONS)]),
-                    key="calib_populations", config={"displaylogo": False})
+    names = {"exited": "exit at the SideNet", "deferred": "deferred to the MainNet", "cascade": "whole cascade"}
+    table = [{"population": names[pop], "share of samples (%)": state.pm(p["fraction"], n, digits=1, unit=""),
+              "accuracy (%)": state.pm(p["accuracy"], n, digits=2, unit=""),
+              "mean confidence (%)": state.pm(p["confidence"], n, digits=2, unit=""),
+              f"ECE ({bin_text}, %)": state.pm(p["ece"], n, digits=2, unit="")}
+             for pop, p in ((pop, pops[pop]) for pop in explore.POPULATIONS)]
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="calib_populations_table")
+    st.caption("Exit: the SideNet's answers on the samples it keeps; deferred: the MainNet's answers on the others; "
+               "cascade: every sample's final answer. A well-calibrated exit population has accuracy ≥ θ.")
+    charts.show(charts.reliability_figure([(names[p].capitalize(), pops[p], charts.color(i + 2))
+                                           for i, p in enumerate(explore.POPULATIONS)]), key="calib_populations")
 
 
 live()

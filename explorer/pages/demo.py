@@ -12,21 +12,26 @@ import math
 
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 from engine import demo as D
 from engine.cascade import Cascade, auto_theta_for_run
 from engine.errors import UserError
 from engine.store import Store
+from engine.train import pick_device
 
 GALLERY_PAGE = 12
+TIMING_REPEATS = 7
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the run's model from its checkpoint…")
 def load_model(db_path: str, run_id: str, checkpoint: str, device: str):
     """(model, data, collate) of a run, in eval mode; one copy per run shared by all sessions."""
+    from engine.cascade import prepare
     from engine.train import model_for_run
 
-    return model_for_run(Store(db_path).get_run(run_id), device)
+    model, data, collate = model_for_run(Store(db_path).get_run(run_id), device)
+    return prepare(model), data, collate  # eval mode, channels_last for images: once, before sharing
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -90,8 +95,6 @@ if (msg := D.checkpoint_problem(run)) is not None:
     st.error(msg)
     st.stop()
 
-from engine.train import pick_device  # noqa: E402  (torch import only once a run is chosen)
-
 device = str(pick_device("auto"))
 try:
     model, data, collate = load_model(str(store.path), run["run_id"], run["checkpoint"], device)
@@ -105,7 +108,7 @@ except Exception as err:  # a checkpoint from another model version, a broken fi
 
 attach = run["attach"][0] if len(run["attach"]) == 1 else st.selectbox("SideNet", run["attach"], key="demo_attach")
 auto = auto_theta(str(store.path), store.version(), run["run_id"], attach)
-default_theta = math.floor(auto["theta"] * 1000) / 1000 if auto else 0.9
+default_theta = D.slider_default(auto)
 theta = st.slider("theta (exit when the SideNet's confidence ≥ theta; 1 = never exit)", 0.0, 1.0,
                   value=default_theta, step=0.001, format="%.3f", key=f"demo_theta_{run['run_id']}_{attach}")
 if auto:
@@ -116,21 +119,21 @@ class_names = run.get("class_names") or data.class_names
 
 # ----------------------------------------------------------------------------- the input
 sources = ["Test sample", "Upload an image"] if data.kind == "image" else ["Test sample", "Type a sentence"]
-source = st.radio("Input", sources, horizontal=True, key="demo_source")
+source = st.radio("Input", sources, horizontal=True, key=f"demo_source_{data.kind}")
 raw, input_key, truth = None, None, None
 if source == "Test sample":
     n = len(data.test)
     pages = max(1, math.ceil(n / GALLERY_PAGE))
-    page = st.number_input(f"Gallery page (of {pages})", 1, pages, 1, key="demo_page") - 1
+    page = st.number_input(f"Gallery page (of {pages})", 1, pages, 1, key=f"demo_page_{run['run_id']}") - 1
     items = D.gallery(data, page * GALLERY_PAGE, GALLERY_PAGE)
     fmt = {i: f"#{i} · {label}" for i, _, label in items}
     if data.kind == "image":
         st.image([img for _, img, _ in items], caption=list(fmt.values()), width=72)
-        index = st.selectbox("Test image", list(fmt), format_func=fmt.get, key="demo_pick_image")
+        index = st.selectbox("Test image", list(fmt), format_func=fmt.get, key=f"demo_pick_image_{run['run_id']}_{page}")
     else:
         texts = {i: f"{text}  ({label})" for i, text, label in items}
         index = st.radio("Test sentence (true label in brackets)", list(texts), format_func=texts.get,
-                         key="demo_pick_text")
+                         key=f"demo_pick_text_{run['run_id']}_{page}")
     raw, input_key, truth = data.raw_test(index), f"test{index}", fmt[index].split(" · ", 1)[1]
 elif source == "Upload an image":
     upload = st.file_uploader("A PNG or JPEG image (any size up to 40 megapixels / 20 MB, colour or grayscale)",
@@ -160,7 +163,7 @@ else:
 # ----------------------------------------------------------------------------- the cascade
 try:
     x = D.to_batch(raw, data, collate, device)
-    result = D.run_single(cascade, x, class_names)
+    result = D.run_single(cascade, x, class_names, repeats=TIMING_REPEATS)
 except UserError as err:
     st.error(str(err))
     st.stop()
@@ -188,10 +191,10 @@ else:
 c1, c2, c3 = st.columns(3)
 c1.metric("Answer", result["answer"], help="the cascade's final answer")
 c2.metric("Answered by", f"{result['head']}" + (f" @ {result['attach']}" if result["exited"] else ""))
-speed = result["full_ms"] / result["path_ms"] if result["path_ms"] > 0 else float("nan")
 c3.metric("Time of the path taken", f"{result['path_ms']:.2f} ms",
-          delta=f"{speed:.2f}x vs full MainNet {result['full_ms']:.2f} ms", delta_color="off")
-st.caption(f"Times: median of 5 interleaved runs each on {device}, batch of one, this input. "
+          delta=f"{result['speedup']:.2f}x vs full MainNet {result['full_ms']:.2f} ms", delta_color="off")
+st.caption(f"Times: median of {TIMING_REPEATS} interleaved runs each on {device} ({torch.get_num_threads()} "
+           "threads), batch of one, this input. "
            "A shared or busy machine makes them noisy.")
 
 if result["main"] is not None:

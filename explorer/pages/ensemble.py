@@ -5,6 +5,8 @@ import streamlit as st
 from engine import explore
 from explorer import charts, state
 
+state.boot()
+
 st.title("Ensemble the deferred samples")
 st.caption("The paper's appendix F: a deferred sample has gone through the SideNet already, so its answer can be "
            "argmax(SideNet logits + MainNet logits) instead of the MainNet's alone, at no extra cost. "
@@ -80,8 +82,8 @@ def live() -> None:
         data.append(charts.point_trace(f"{cfg.label} at θ", s[f"avg_{kind}"], s["accuracy"], div, unit, col,
                                        symbol="diamond", size=13, group=cfg.label, show_legend=False,
                                        text=f"θ = {theta:.3f}"))
-    layout = charts.base_layout(None, f"average {state.COST_NAMES[kind]} per input ({unit})", "test accuracy (%)")
-    st.plotly_chart(charts.figure(data, layout), key="ens_chart", config={"displaylogo": False})
+    charts.show(charts.figure(data, charts.layout(f"average {state.COST_NAMES[kind]} per input ({unit})",
+                                                  "test accuracy (%)")), key="ens_chart")
     st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
                "logits are already computed); only the deferred samples' answers change.")
 

@@ -1,12 +1,12 @@
 """Runs: every run with its provenance, per-epoch training curves, costs per path; delete a run."""
-import json
-
 import pandas as pd
 import streamlit as st
 
 from engine import explore
 from engine.errors import UserError
 from explorer import charts, state
+
+state.boot()
 
 st.title("Runs")
 if msg := st.session_state.pop("runs_flash", None):
@@ -33,7 +33,7 @@ if st.session_state.get("runs_selected") not in ids:
     st.session_state["runs_selected"] = ids[0]
 run_id = st.selectbox("Run details", ids, key="runs_selected")
 run = next(r for r in runs if r["run_id"] == run_id)
-stamp = str(run.get("finished_at") or run.get("created_at"))
+stamp = run.get("_stamp") or str(run.get("finished_at") or run.get("created_at"))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -46,11 +46,12 @@ def details(path: str, run_id: str, stamp: str) -> dict:
 try:
     info = details(str(state.db_path()), run_id, stamp)
 except UserError as err:
-    st.warning(f"Run {run_id} could not be read (deleted meanwhile?): {err}", icon=":material/warning:")
+    st.warning(f"Run {run_id} could not be read (deleted meanwhile?): {state.md_escape(err)}",
+               icon=":material/warning:")
     st.stop()
 
 if run["status"] == "failed":
-    st.error(f"This run failed: {run['error']}", icon=":material/error:")
+    st.error(f"This run failed: {state.md_escape(run['error'])}", icon=":material/error:")
 elif run["status"] == "running":
     st.info("This run is still training; it will appear on the other pages once complete.", icon=":material/hourglass_top:")
 
@@ -58,34 +59,36 @@ left, right = st.columns([3, 2])
 with left:
     st.markdown("**Training curves**")
     if info["epochs"]:
-        st.plotly_chart(charts.epochs_figure(info["epochs"]), key="runs_epochs", config={"displaylogo": False})
+        charts.show(charts.epochs_figure(info["epochs"]), key="runs_epochs")
     else:
         st.caption("No epoch recorded (the run did not finish an epoch).")
-    st.markdown("**Cost per input, per path**")
-    if info["paths"]:
-        rows = []
-        for p in info["paths"]:
-            row = {"attach": p["attach"], "path": p["path"]}
-            for kind in ("params", "macs", "ms"):
-                if kind in p:
-                    div, unit = state.cost_unit(kind, max(q.get(kind, 0) for q in info["paths"]))
-                    row[f"{state.COST_NAMES[kind]} ({unit})"] = p[kind] / div
-                    row[f"{state.COST_NAMES[kind]} (% of MainNet)"] = 100 * p[f"{kind}_share"]
-            rows.append(row)
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_costs",
-                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]
-                                    if k not in ("attach", "path")})
-    else:
-        st.caption("No costs stored (only complete runs have them).")
-    if info["latency"]:
-        st.markdown("**Measured latency**")
-        st.dataframe(pd.DataFrame(info["latency"]), hide_index=True, key="runs_latency")
 with right:
     st.markdown("**Provenance**")
-    st.json({k: run[k] for k in ("run_id", "status", "dataset", "model", "mode", "seed", "attach", "sidenet_hidden",
-                                 "sidenet_order", "num_classes", "device", "host", "pid", "git_commit", "checkpoint",
-                                 "created_at", "finished_at", "wall_time_s", "error")} |
-            {"config": run["config"], "versions": run["versions"]}, expanded=1)
+    prov = {k: run[k] for k in ("run_id", "status", "dataset", "model", "mode", "seed", "attach", "sidenet_hidden",
+                                "sidenet_order", "num_classes", "device", "host", "pid", "git_commit", "checkpoint",
+                                "created_at", "finished_at", "wall_time_s", "error")}
+    prov = {k: (str(v) if k in ("created_at", "finished_at") and v is not None else v) for k, v in prov.items()}
+    st.json(prov | {"config": run["config"], "versions": run["versions"]}, expanded=1)
+
+st.markdown("**Cost per input, per path** (an exited sample pays the exit path, a deferred one the deferred path)")
+if info["paths"]:
+    rows = []
+    for p in info["paths"]:
+        row = {"attach": p["attach"], "path": p["path"]}
+        for kind in ("params", "macs", "ms"):
+            if kind in p:
+                div, unit = state.cost_unit(kind, max(q.get(kind, 0) for q in info["paths"]))
+                row[unit] = p[kind] / div
+                row[f"{state.SHORT_COST_NAMES[kind]} (% of MainNet)"] = 100 * p[f"{kind}_share"]
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_costs",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]
+                                if k not in ("attach", "path")})
+else:
+    st.caption("No costs stored (only complete runs have them).")
+if info["latency"]:
+    st.markdown("**Measured latency**")
+    st.dataframe(pd.DataFrame(info["latency"]), hide_index=True, key="runs_latency")
 
 st.divider()
 pending = st.session_state.get("runs_delete_pending")
@@ -104,7 +107,7 @@ else:
         try:
             found = state.store().delete_run(run_id)
         except UserError as err:
-            st.error(f"Could not delete {run_id}: {err}", icon=":material/error:")
+            st.error(f"Could not delete {run_id}: {state.md_escape(err)}", icon=":material/error:")
         else:
             st.session_state.pop("runs_selected", None)
             st.session_state["runs_flash"] = f"Deleted {run_id}." if found else f"{run_id} was already gone."

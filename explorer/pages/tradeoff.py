@@ -5,6 +5,8 @@ import streamlit as st
 from engine import explore
 from explorer import charts, state
 
+state.boot()
+
 st.title("Trade-off: accuracy against cost")
 st.caption("A sample exits at the SideNet when its softmax confidence is at least θ; the others go on through "
            "the MainNet. Each curve sweeps θ from 0 (every sample exits) to 1 (the MainNet answers everything). "
@@ -40,20 +42,20 @@ div, unit = state.cost_unit(kind, max(rs[0].costs[kind].full for _, rs in groups
 colors = {cfg.id: charts.color(i) for i, (cfg, _) in enumerate(groups)}
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def base_figure(_curves: list, key: tuple, kind: str, div: float, unit: str) -> dict:
-    """The theta-independent part of the chart (curves, bands, MainNet-only points), as a dict."""
+def base_figure(curves: list) -> dict:
+    """The theta-independent part of the chart (curves with their bands)."""
     data = []
-    for label, curve, col in _curves:
+    for label, curve, col in curves:
         data += charts.curve_traces(label, curve, kind, div, unit, col)
-    layout = charts.base_layout(None, f"average {state.COST_NAMES[kind]} per input ({unit})", "test accuracy (%)")
-    return charts.figure(data, layout).to_plotly_json()
+    return charts.figure(data, charts.layout(f"average {state.COST_NAMES[kind]} per input ({unit})",
+                                             "test accuracy (%)"))
 
 
 curves = [(cfg.label, state.config_curve(rs, runs), colors[cfg.id]) for cfg, rs in side_groups]
 points = [(cfg, explore.mainnet_point(rs)) for cfg, rs in alone_groups]
-base = base_figure(curves, tuple((label, col, state.run_keys(rs, runs)) for (label, _, col), (_, rs)
-                           in zip(curves, side_groups)), kind, div, unit)
+base = state.memo(("tradeoff-figure", kind, div, tuple((label, col, state.run_keys(rs, runs))
+                                                       for (label, _, col), (_, rs) in zip(curves, side_groups))),
+                  lambda: base_figure(curves))
 alone_markers = [charts.point_trace(cfg.label, p[kind], p["accuracy"], div, unit, colors[cfg.id],
                                     text=f"MainNet only, {p['n_runs']} seed(s)") for cfg, p in points]
 
@@ -85,9 +87,8 @@ def live() -> None:
                                   unit, colors[c.id], symbol="diamond", size=13, group=c.label, show_legend=False,
                                   text=f"θ = {theta:.3f}, exit {100 * x['exit_fraction'][0]:.1f}%")
                for c, x in summaries]
-    fig = charts.with_markers(base, alone_markers + markers)
-    fig.update_layout(title={"text": f"θ = {theta:.3f}  (diamonds)", "x": 0.01, "font": {"size": 13}})
-    st.plotly_chart(fig, key="tradeoff_chart", config={"displaylogo": False})
+    charts.show(charts.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)"),
+                key="tradeoff_chart")
 
     rows = []
     for c, x in summaries:
@@ -96,8 +97,8 @@ def live() -> None:
                "MainNet alone (%)": 100 * x["main_accuracy"][0]}
         for k in kinds:
             kd, ku = state.cost_unit(k, x[f"full_{k}"][0])
-            row[f"avg {state.COST_NAMES[k]} ({ku})"] = x[f"avg_{k}"][0] / kd
-            row[f"{state.COST_NAMES[k]} saved (%)"] = 100 * x[f"saving_{k}"][0]
+            row[f"avg {ku}"] = x[f"avg_{k}"][0] / kd
+            row[f"{state.SHORT_COST_NAMES[k]} saved (%)"] = 100 * x[f"saving_{k}"][0]
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="tradeoff_at_theta",
                  column_config={name: st.column_config.NumberColumn(format="%.2f") for name in rows[0]

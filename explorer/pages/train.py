@@ -6,6 +6,8 @@ from engine import jobs
 from engine.errors import UserError
 from explorer import state
 
+state.boot()
+
 st.title("Train")
 
 
@@ -54,7 +56,7 @@ with st.container(border=True):
                                  "(GPU work).")
         cfgs = cat["presets"][name]
         st.dataframe(pd.DataFrame([{"model": c["model"], "dataset": c["dataset"], "mode": c["mode"],
-                                    "epochs": c["epochs"] or "paper default", "limit": c["limit"] or "all",
+                                    "epochs": str(c["epochs"] or "paper default"), "limit": str(c["limit"] or "all"),
                                     "seeds": " ".join(map(str, c["seeds"]))} for c in cfgs]),
                      hide_index=True, key="train_preset_table")
         seeds_text = st.text_input("Seeds (override, optional)", "", key="train_preset_seeds",
@@ -114,9 +116,9 @@ with st.container(border=True):
             queue.ensure_worker()
             st.session_state["train_flash"] = f"Queued {len(ids)} job(s): {', '.join(ids)}"
         except UserError as err:
-            st.error(str(err), icon=":material/error:")
+            st.error(state.md_escape(err), icon=":material/error:")
         except TypeError as err:
-            st.error(f"bad training config: {err}", icon=":material/error:")
+            st.error(f"bad training config: {state.md_escape(err)}", icon=":material/error:")
 
 if msg := st.session_state.pop("train_flash", None):
     st.success(msg, icon=":material/check:")
@@ -149,9 +151,9 @@ def show_job(j: dict) -> None:
             st.success(f"Done: {', '.join(j.get('run_ids') or [])}. See them on the Trade-off and Runs pages.",
                        icon=":material/check:")
         elif st_ == "failed":
-            st.error(f"Failed: {j.get('error')}", icon=":material/error:")
+            st.error(f"Failed: {state.md_escape(j.get('error'))}", icon=":material/error:")
         else:
-            st.warning(f"Cancelled{': ' + j['error'] if j.get('error') and j['error'] != 'cancelled' else ''}. "
+            st.warning(f"Cancelled{': ' + state.md_escape(j['error']) if j.get('error') and j['error'] != 'cancelled' else ''}. "
                        "A run it had started is recorded as failed, never as complete.", icon=":material/stop:")
         if st_ != "queued":
             with st.expander("Log", expanded=st_ == "running"):

@@ -1,0 +1,139 @@
+"""Serve the explorer and drive it with a real browser (Debian's chromium through Playwright).
+
+    python -m explorer.screenshot --db data/sidenets.duckdb --out docs/tradeoff.png [--theta 0.9]
+
+Used by tests/test_browser.py and to make the README's screenshot. Never downloads a browser:
+it drives /usr/bin/chromium (apt) with Playwright's ``executable_path``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "explorer" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SLIDER = '[data-testid="stSlider"] input[type="range"]'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(db: str | os.PathLike, port: int | None = None, timeout: float = 90.0, log_path: Path | None = None,
+          launcher: bool = False):
+    """Start the app on 127.0.0.1 with SIDENETS_DB=db (plain `streamlit run explorer/app.py`, or
+    `python -m explorer.serve` if ``launcher``); yield its URL."""
+    port = port or free_port()
+    env = {**os.environ, "SIDENETS_DB": str(db), "PYTHONUNBUFFERED": "1"}
+    log_path = log_path or Path(tempfile.mkstemp(prefix="sidenets-serve-", suffix=".log")[1])
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "explorer.serve", "--address", "127.0.0.1", "--port", str(port)]
+                                if launcher else
+                                [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
+                                 "--server.port", str(port), "--server.headless", "true",
+                                 "--browser.gatherUsageStats", "false"], cwd=str(REPO), env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"the app did not start (exit {proc.poll()}):\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def browser(width: int = 1400, height: int = 1000):
+    """A Playwright page in Debian's chromium (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b.new_page(viewport={"width": width, "height": height})
+        finally:
+            b.close()
+
+
+def wait_rendered(page, timeout: float = 90.0, settle: int = 4) -> None:
+    """Until the app has run and every lazily loaded element is drawn (no skeleton, no spinner)
+    for ``settle`` polls in a row (a fresh page paints placeholders first)."""
+    end, stable = time.monotonic() + timeout, 0
+    while time.monotonic() < end:
+        ok = page.evaluate("""() => document.querySelectorAll('[data-testid=stSkeleton]').length == 0
+            && !document.querySelector('[data-testid=stStatusWidget]')
+            && document.querySelectorAll('[data-testid=stElementContainer]').length > 3""")
+        stable = stable + 1 if ok else 0
+        if stable >= settle:
+            return
+        time.sleep(0.25)
+    raise TimeoutError("the app did not finish rendering")
+
+
+def metric_value(page, label: str) -> str:
+    """The value text of the st.metric whose label is ``label``."""
+    box = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def set_theta(page, theta: float) -> None:
+    """Type θ into the number box next to the slider and press Enter."""
+    box = page.locator('[data-testid="stNumberInput"] input').first
+    box.fill(f"{theta:.3f}")
+    box.press("Enter")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m explorer.screenshot", description=__doc__.split("\n")[0])
+    p.add_argument("--db", required=True), p.add_argument("--out", required=True)
+    p.add_argument("--page", default="", help="URL path of the page (default: the trade-off page)")
+    p.add_argument("--theta", type=float, help="set θ first (with the number box)")
+    p.add_argument("--width", type=int, default=1400), p.add_argument("--height", type=int, default=1650)
+    args = p.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"error: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
+        return 2
+    with serve(args.db) as url, browser(args.width, args.height) as page:
+        page.goto(f"{url}/{args.page}")
+        wait_rendered(page)
+        if args.theta is not None:
+            set_theta(page, args.theta)
+            time.sleep(1.0)
+            wait_rendered(page)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
