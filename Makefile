@@ -24,8 +24,7 @@ quickstart: setup
 	$(PY) -m engine quickstart
 
 serve: setup
-	$(PY) -m streamlit run explorer/app.py --server.address $(ADDRESS) --server.port $(PORT) \
-		--server.headless true --browser.gatherUsageStats false
+	$(PY) -m explorer.serve --address $(ADDRESS) --port $(PORT)
 
 run: quickstart serve
 
@@ -45,6 +44,7 @@ mpnet: $(STAMP)
 bench: setup
 	$(PY) -m engine bench metrics
 	$(PY) -m engine bench train
+	$(PY) -m explorer.bench
 
 clean:
 	rm -rf .venv .pytest_cache

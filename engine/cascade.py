@@ -58,15 +58,19 @@ class CascadeOutput:
         return ["side" if e else "main" for e in self.exited.tolist()]
 
 
-def confidence_and_prediction(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-label softmax probability (float64) and argmax of (B, C) logits, on their device.
+def confidence(logits: torch.Tensor) -> torch.Tensor:
+    """Top-label softmax probability (B,) in float64 of (B, C) logits, on their device.
 
-    The same formula as engine.metrics.confidence_and_prediction: 1 / sum(exp(x - max)), in
-    float64, so a sample exits here exactly when it exits in the cached-logit computation.
+    max softmax = exp(0) / sum(exp(x - max)): the value engine.metrics computes (float64, to
+    the last bit or two), so a sample exits here exactly when it exits in the cached-logit
+    computation. Three kernels: the hot path runs it on every batch.
     """
-    top, pred = logits.max(dim=1)
-    shifted = logits.double() - top.double().unsqueeze(1)
-    return shifted.exp_().sum(dim=1).reciprocal_(), pred
+    return torch.softmax(logits.double(), dim=1).amax(dim=1)
+
+
+def confidence_and_prediction(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(confidence (B,) float64, argmax (B,)) of (B, C) logits (first index on exact ties, like numpy)."""
+    return confidence(logits), logits.argmax(dim=1)
 
 
 def is_image_model(model: SideNetModel) -> bool:
@@ -87,6 +91,9 @@ def prepare(model: SideNetModel, channels_last: bool | None = None) -> SideNetMo
         model.to(memory_format=torch.channels_last)
         model._channels_last = True
     return model
+
+
+_NO_AUTOCAST = contextlib.nullcontext()
 
 
 def _amp_context(device: torch.device, amp: str):
@@ -119,7 +126,7 @@ class Cascade:
         self.attach_name = self.net.attach_names()[self.k - 1]
         self.sidenet = model.sidenets[str(self.k)]
         self.theta = theta
-        self.amp = amp
+        self.amp = amp  # resolved against the model's device now: build the Cascade after moving the model
 
     # -- settings -----------------------------------------------------------------------
     @property
@@ -134,11 +141,29 @@ class Cascade:
         self._theta = value
 
     @property
+    def amp(self) -> str:
+        return self._amp
+
+    @amp.setter
+    def amp(self, value: str) -> None:
+        from engine.train import autocast
+
+        if value not in ("auto", "bf16", "none"):
+            raise UserError(f"unknown amp {value!r}; choose auto, bf16 or none")
+        self._amp = value
+        ctx = autocast(self.device, value) if value != "none" else None  # the training/evaluation rule
+        on = ctx is not None and getattr(ctx, "_enabled", True)  # unknown torch internals: stay correct
+        self._autocast_args = (ctx.device, ctx.fast_dtype) if on else None
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def _autocast(self):
-        return _amp_context(self.device, self.amp)
+        """bf16 autocast when on, else a shared no-op context (no per-call autocast object)."""
+        if self._autocast_args is None:
+            return _NO_AUTOCAST
+        return torch.autocast(self._autocast_args[0], dtype=self._autocast_args[1])
 
     # -- the pieces (also what engine.latency times) ------------------------------------
     def front(self, x):
@@ -147,7 +172,7 @@ class Cascade:
             x_c = self.net.trunk(x, self.k)
             side = self.sidenet(self.net.side_features(x_c))
         side = side.float()
-        conf, _ = confidence_and_prediction(side)
+        conf = confidence(side)
         exited = conf >= self._theta if self._theta < 1.0 else torch.zeros_like(conf, dtype=torch.bool)
         return x_c, side, conf, exited
 

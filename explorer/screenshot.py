@@ -110,6 +110,7 @@ def set_theta(page, theta: float) -> None:
     box = page.locator('[data-testid="stNumberInput"] input').first
     box.fill(f"{theta:.3f}")
     box.press("Enter")
+    box.blur()
 
 
 def main(argv: list[str] | None = None) -> int:

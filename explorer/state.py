@@ -141,7 +141,7 @@ class _Memo:
             self.data.clear()
 
 
-_RUNS = _Memo(512)  # (path, run_id, stamp) -> {attach: PreparedRun}
+_RUNS = _Memo(256)  # (path, run_id, stamp) -> {attach: PreparedRun}
 _DERIVED = _Memo(1024)  # (path, name, run keys, kwargs) -> curve / reliability / table
 
 
@@ -251,6 +251,12 @@ def md_escape(text) -> str:
     for ch in "\\`*_[]<>#|~$":
         out = out.replace(ch, "\\" + ch)
     return out
+
+
+def signed(x: float, digits: int) -> str:
+    """'+1.23', '-0.50', or '±0.00' when it rounds to zero (never '-0.00')."""
+    text = f"{x:+.{digits}f}"
+    return "±" + text[1:] if float(text) == 0 else text
 
 
 def is_nan(x) -> bool:

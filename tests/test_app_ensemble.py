@@ -25,7 +25,7 @@ def test_toggle_and_theta_show_the_engine_values(explorer_dbs, open_app, engine_
             metric = at.metric[0]
             assert metric.label == f"Cascade accuracy: {cfg.label}"
             assert metric.value == state.pm(s["accuracy"], 3)
-            assert metric.delta == (f"{100 * c['gain'][0]:+.2f} pts from the ensemble" if on else "")
+            assert metric.delta == (f"{state.signed(100 * c['gain'][0], 2)} pts from the ensemble" if on else "")
             row = frame(at, "cascade, ensemble fallback (%)").iloc[0]
             assert row["cascade, MainNet fallback (%)"] == 100 * c["plain"]["accuracy"][0]
             assert row["cascade, ensemble fallback (%)"] == 100 * c["ensemble"]["accuracy"][0]

@@ -31,11 +31,11 @@ def assert_shows(at, groups, theta: float) -> None:
     n = s["n_runs"]
     shown = metrics(at)
     assert shown["Cascade accuracy"][0] == state.pm(s["accuracy"], n)
-    assert shown["Cascade accuracy"][1] == f"{100 * s['accuracy_gain'][0]:+.2f} pts vs MainNet alone"
+    assert shown["Cascade accuracy"][1] == f"{state.signed(100 * s['accuracy_gain'][0], 2)} pts vs MainNet alone"
     assert shown["Exit fraction"][0] == state.pm(s["exit_fraction"], n, digits=1)
     assert shown["Average parameters / input"][0] == state.fmt_cost(s["avg_params"][0], "params")
     assert shown["Average MACs / input"][0] == state.fmt_cost(s["avg_macs"][0], "macs")
-    assert shown["Average MACs / input"][1] == f"{-100 * s['saving_macs'][0]:+.1f}% vs MainNet alone"
+    assert shown["Average MACs / input"][1] == f"{state.signed(-100 * s['saving_macs'][0], 1)}% vs MainNet alone"
     table = frame(at, "accuracy (%)")
     assert table["configuration"].tolist() == [c.label for c, _ in side]
     for (cfg, rs), (_, row) in zip(side, table.iterrows()):

@@ -190,7 +190,8 @@ else:
 
 c1, c2, c3 = st.columns(3)
 c1.metric("Answer", result["answer"], help="the cascade's final answer")
-c2.metric("Answered by", f"{result['head']}" + (f" @ {result['attach']}" if result["exited"] else ""))
+c2.metric("Answered by", result["head"], help=f"SideNet: the head attached after {result['attach']}; "
+          "MainNet: the whole network")
 c3.metric("Time of the path taken", f"{result['path_ms']:.2f} ms",
           delta=f"{result['speedup']:.2f}x vs full MainNet {result['full_ms']:.2f} ms", delta_color="off")
 st.caption(f"Times: median of {TIMING_REPEATS} interleaved runs each on {device} ({torch.get_num_threads()} "

@@ -59,7 +59,7 @@ def live() -> None:
     for i, (cfg, s, plain, ens) in enumerate(summaries[:3]):
         gain = compared[i][1]["gain"]
         cols[i].metric(f"Cascade accuracy: {cfg.label}", state.pm(s["accuracy"], s["n_runs"]),
-                       delta=f"{100 * gain[0]:+.2f} pts from the ensemble" if on else None,
+                       delta=f"{state.signed(100 * gain[0], 2)} pts from the ensemble" if on else None,
                        help=f"Exit fraction {state.pm(s['exit_fraction'], s['n_runs'], digits=1)}; deferred samples "
                             f"right: {state.pm(s['deferred_accuracy'], s['n_runs'], digits=1)}.")
     table = [{"configuration": cfg.label, "exit (%)": 100 * s["exit_fraction"][0],

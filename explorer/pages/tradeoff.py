@@ -70,8 +70,9 @@ def live() -> None:
     cfg, s = next((c, s) for c, s in summaries if c.label == focus_label)
     n = s["n_runs"]
     cols = st.columns(2 + len(kinds))
-    cols[0].metric("Cascade accuracy", state.pm(s["accuracy"], n),
-                   delta=f"{100 * s['accuracy_gain'][0]:+.2f} pts vs MainNet alone",
+    gain = state.signed(100 * s["accuracy_gain"][0], 2)
+    cols[0].metric("Cascade accuracy", state.pm(s["accuracy"], n), delta=f"{gain} pts vs MainNet alone",
+                   delta_color="off" if gain == "±0.00" else "normal",
                    help=f"Mean ± std over {n} seed(s). MainNet alone: {state.pm(s['main_accuracy'], n)}; "
                         f"SideNet alone: {state.pm(s['side_accuracy'], n)}.")
     cols[1].metric("Exit fraction", state.pm(s["exit_fraction"], n, digits=1),
@@ -79,7 +80,7 @@ def live() -> None:
                         f"of the deferred ones: {state.pm(s['deferred_accuracy'], n)}.")
     for col, k in zip(cols[2:], kinds):
         col.metric(f"Average {state.COST_NAMES[k]} / input", state.fmt_cost(s[f"avg_{k}"][0], k),
-                   delta=f"{-100 * s[f'saving_{k}'][0]:+.1f}% vs MainNet alone", delta_color="inverse",
+                   delta=f"{state.signed(-100 * s[f'saving_{k}'][0], 1)}% vs MainNet alone", delta_color="inverse",
                    help=f"MainNet alone: {state.fmt_cost(s[f'full_{k}'][0], k)} per input. "
                         f"Saving: {state.pm(s[f'saving_{k}'], n, digits=1)}.")
 
@@ -94,15 +95,17 @@ def live() -> None:
     for c, x in summaries:
         row = {"configuration": c.label, "seeds": x["n_runs"], "accuracy (%)": 100 * x["accuracy"][0],
                "± std": 100 * x["accuracy"][1], "exit (%)": 100 * x["exit_fraction"][0],
-               "MainNet alone (%)": 100 * x["main_accuracy"][0]}
+               "MainNet (%)": 100 * x["main_accuracy"][0]}
         for k in kinds:
             kd, ku = state.cost_unit(k, x[f"full_{k}"][0])
             row[f"avg {ku}"] = x[f"avg_{k}"][0] / kd
             row[f"{state.SHORT_COST_NAMES[k]} saved (%)"] = 100 * x[f"saving_{k}"][0]
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="tradeoff_at_theta",
-                 column_config={name: st.column_config.NumberColumn(format="%.2f") for name in rows[0]
-                                if name not in ("configuration", "seeds")})
+                 column_config={name: st.column_config.NumberColumn(
+                     format="%.2f", width="small" if name in ("± std", "exit (%)") else None)
+                     for name in rows[0] if name not in ("configuration", "seeds")}
+                 | {"seeds": st.column_config.NumberColumn(width="small")})
 
 
 live()
