@@ -10,8 +10,10 @@ cascade (engine.cascade.Cascade) against the full MainNet (its unsplit forward):
 
 MACs come from the run's stored costs, the exit fraction from its ThetaCurve on the test split.
 Timing is interleaved to survive a shared, noisy machine: each round walks the test set in
-segments, timing one segment with the MainNet and then with the cascade (the order alternates
+segments, timing one segment with the MainNet and then with the cascade (the order rotates
 segment by segment); the realised speed-up is the median over rounds of the per-round ratio.
+`--pool` adds a third contender, Cascade.stream: the deferred samples of consecutive batches are
+pooled so that `rest` always runs on a full batch (throughput mode).
 On CUDA a segment is a whole pass (timed between torch.cuda.synchronize calls), so the MainNet
 keeps its CPU/GPU overlap across batches. The cascade's answers are checked once (untimed)
 against the cached-logit computation.
@@ -53,10 +55,13 @@ def _cached_answers(view, theta: float, n: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int = 5, device: str = "auto",
-                  attach: str | None = None, limit: int | None = None, threads: int | None = None) -> dict:
+                  attach: str | None = None, limit: int | None = None, threads: int | None = None,
+                  pool: bool = False) -> dict:
     """Realised vs ideal speed-up of the run's cascade at theta (a float, or "auto").
 
     threads: torch's intra-op CPU threads for the measurement (None: leave torch's setting).
+    pool: also time Cascade.stream (deferred samples pooled across batches into full batches
+    for `rest`), interleaved with the other two.
     """
     from engine.train import pick_device
 
@@ -93,25 +98,36 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
     now = timer(dev)
     segments = 1 if dev.type == "cuda" else min(SEGMENTS, len(batches))
     bounds = np.linspace(0, len(batches), segments + 1).round().astype(int)
-    fns = {"full": full, "cascade": cascade}
+    def each(fn):
+        def run(xs):
+            for x in xs:
+                fn(x)
+        return run
+
+    def pooled(xs):
+        for _ in cascade.stream(xs, pool=batch):
+            pass
+
+    fns = {"full": each(full), "cascade": each(cascade)}
+    if pool:
+        fns["pooled"] = pooled
+    names = list(fns)
     for fn in fns.values():  # warm-up: a few batches of each
-        for x in batches[:3]:
-            fn(x)
+        fn(batches[:3])
     per_round = {name: [] for name in fns}
     for r in range(rounds):
         spent = dict.fromkeys(fns, 0.0)
         for s in range(segments):
-            order = ("full", "cascade") if (r + s) % 2 == 0 else ("cascade", "full")
-            for name in order:
-                fn = fns[name]
+            shift = (r + s) % len(names)  # rotate who goes first
+            for name in names[shift:] + names[:shift]:
                 t0 = now()
-                for x in batches[bounds[s]:bounds[s + 1]]:
-                    fn(x)
+                fns[name](batches[bounds[s]:bounds[s + 1]])
                 spent[name] += now() - t0
         for name in fns:
             per_round[name].append(spent[name])
     full_s, cascade_s = np.array(per_round["full"]), np.array(per_round["cascade"])
     realized = float(np.median(full_s / cascade_s))
+    pooled_s = np.array(per_round.get("pooled", []))
 
     curve = ThetaCurve.from_logits(view.side_logits[:n], view.main_logits[:n], view.labels[:n])  # the inputs timed
     at = curve.at(theta, view.costs)
@@ -134,6 +150,11 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
         "full_macs": macs.full, "avg_cascade_macs": at["avg_macs"], "ideal_speedup": ideal,
         "ratio": realized / ideal, "goal": goal, "meets_goal": realized / ideal >= goal,
         "threads": torch.get_num_threads(), "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"pooled_ms_per_input": float(np.median(pooled_s)) * 1e3 / n,
+            "realized_speedup_pooled": float(np.median(full_s / pooled_s)),
+            "realized_speedup_pooled_per_round": (full_s / pooled_s).round(4).tolist(),
+            "ratio_pooled": float(np.median(full_s / pooled_s)) / ideal,
+            "meets_goal_pooled": float(np.median(full_s / pooled_s)) / ideal >= goal} if pool else {}),
     }
 
 
@@ -155,4 +176,12 @@ def format_report(out: dict) -> str:
         f"{out['avg_cascade_macs'] / 1e6:.2f}M MACs per input)",
         f"  ratio realized/ideal {out['ratio']:.3f} (goal >= {out['goal']}: {'met' if out['meets_goal'] else 'NOT met'})",
     ]
+    if "ratio_pooled" in out:
+        lines += [
+            f"  pooled (Cascade.stream: deferred samples of several batches go through rest together): "
+            f"{out['pooled_ms_per_input']:.3f} ms/input",
+            f"    realized speed-up {out['realized_speedup_pooled']:.3f}x (per round: "
+            f"{', '.join(f'{v:.3f}' for v in out['realized_speedup_pooled_per_round'])}), ratio {out['ratio_pooled']:.3f} "
+            f"({'met' if out['meets_goal_pooled'] else 'NOT met'})",
+        ]
     return "\n".join(lines)

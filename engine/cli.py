@@ -158,7 +158,8 @@ def cmd_bench_cascade(args) -> int:
     if args.theta is None:
         raise UserError("bench cascade needs --theta T (a number in [0, 1]) or --theta auto")
     out = bench_cascade(Store(args.db), args.run, args.theta, batch=args.batch, rounds=args.rounds,
-                        device=args.device or "auto", attach=args.attach, limit=args.limit, threads=args.threads)
+                        device=args.device or "auto", attach=args.attach, limit=args.limit, threads=args.threads,
+                        pool=args.pool)
     print(json.dumps(out, indent=2, default=float) if args.json else format_report(out))
     return 0
 
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, help="cascade: only the first N test inputs")
     b.add_argument("--device", help="cascade: cpu, cuda (default: cuda when visible)")
     b.add_argument("--threads", type=int, help="cascade: torch CPU threads (default: torch's own setting)")
+    b.add_argument("--pool", action="store_true", help="cascade: also time the pooled stream (deferred samples of "
+                   "several batches go through rest together)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--n", type=int, default=100_000), b.add_argument("--model", default="resnet18")
     b.add_argument("--steps", type=int, default=20), b.add_argument("--rounds", type=int, default=3)

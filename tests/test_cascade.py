@@ -153,6 +153,40 @@ def _subset(view, order):
 
 
 @pytest.mark.parametrize("kind", ["image", "text"])
+@pytest.mark.parametrize("pool", [None, 5, 1000])
+def test_stream_pools_deferred_samples_and_keeps_answers(cascades, kind, pool, monkeypatch):
+    """Cascade.stream: deferred rows of several batches (text: of different padded lengths) go
+    through rest together; every batch's answers equal __call__'s and the cached ones, in order."""
+    cascade, data, collate, run, view = cascades[kind]
+    conf = np.sort(np_confidence(view.side_logits)[0])
+    theta = float((conf[len(conf) // 2] + conf[len(conf) // 2 + 1]) / 2)
+    cascade.theta = theta
+    sizes = [16, 7, 16, 1, 16]  # uneven batches
+    starts = np.cumsum([0] + sizes[:-1])
+    batches = [to_device(collate([data.test[i] for i in range(a, a + n)])[0], cascade.device)
+               for a, n in zip(starts, sizes)]
+    rest_rows = []
+    real_rest = cascade.net.rest
+    monkeypatch.setattr(cascade.net, "rest", lambda state, k: rest_rows.append(
+        len(state["hidden"] if isinstance(state, dict) else state)) or real_rest(state, k))
+    outs = list(cascade.stream(batches, pool=pool))
+    monkeypatch.undo()
+    assert [len(o.pred) for o in outs] == sizes
+    deferred = sum(o.n_deferred for o in outs)
+    assert sum(rest_rows) == deferred  # every deferred sample went through rest exactly once
+    if pool == 1000:
+        assert rest_rows == [deferred]  # one pooled rest at the end
+    for o, x in zip(outs, batches):
+        alone = cascade(x)
+        assert torch.equal(o.pred, alone.pred) and torch.equal(o.exited, alone.exited)
+        torch.testing.assert_close(o.logits, alone.logits, atol=2e-3, rtol=1e-3)
+    n = sum(sizes)
+    cat = lambda f: torch.cat([getattr(o, f) for o in outs]).numpy()  # noqa: E731
+    _check_against_cache(_subset(view, list(range(n))), theta, cat("pred"), cat("exited"), cat("side_conf"),
+                         cat("logits"))
+
+
+@pytest.mark.parametrize("kind", ["image", "text"])
 def test_confident_input_never_enters_rest(cascades, kind):
     cascade, data, collate, run, view = cascades[kind]
     net = cascade.net
@@ -342,6 +376,8 @@ def test_bench_cascade(smoke_runs, capsys):
     assert out["ideal_speedup"] == pytest.approx(macs.full / avg)
     assert out["ratio"] == pytest.approx(out["realized_speedup"] / out["ideal_speedup"])
     assert len(out["realized_speedup_per_round"]) == 2 and out["realized_speedup"] > 0
+    pooled = bench_cascade(store, runs["image"], theta=0.9, batch=16, rounds=1, device="cpu", limit=48, pool=True)
+    assert pooled["ratio_pooled"] == pytest.approx(pooled["realized_speedup_pooled"] / pooled["ideal_speedup"])
 
     code = main(["--db", str(store.path), "bench", "cascade", runs["text"], "--theta", "0.7", "--batch", "1",
                  "--rounds", "1", "--limit", "8", "--device", "cpu", "--json"])
