@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int), t.add_argument("--batch-size", type=int), t.add_argument("--lr", type=float)
     t.add_argument("--alpha", type=float), t.add_argument("--patience", type=int)
     t.add_argument("--limit", type=int, help="cap every split at N samples (real small subsets)")
+    t.add_argument("--max-train", type=int, help="cap the training split only at N samples")
     t.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--init-from", help="initialise from a run's checkpoint (frozen mode needs it)")
     t.add_argument("--max-length", type=int), t.add_argument("--device"), t.add_argument("--amp", choices=["auto", "bf16", "none"])

@@ -35,6 +35,7 @@ class TrainConfig:
     patience: int = 5
     alpha: float = 1.0
     limit: int | None = None  # cap every split (small real subsets for tests and smoke runs)
+    max_train: int | None = None  # cap the training split only (a seeded random subset)
     pretrained: bool | None = None
     init_from: str | None = None  # a run whose checkpoint initialises the model (needed by frozen mode)
     max_length: int = 64
@@ -62,8 +63,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "sidenet_hidden"):
             if getattr(out, name) < 1:
                 raise UserError(f"{name} must be at least 1")
-        if out.limit is not None and out.limit < 2:
-            raise UserError("limit must be at least 2")
+        for name in ("limit", "max_train"):
+            if getattr(out, name) is not None and getattr(out, name) < 2:
+                raise UserError(f"{name} must be at least 2")
         return out
 
     def to_dict(self) -> dict:
@@ -82,8 +84,8 @@ PRESETS: dict[str, list[TrainConfig]] = {
     ],
     # At most ~15 minutes on a 2-core CPU; results good enough to explore.
     "quickstart": [
-        TrainConfig(model="resnet18", dataset="fashion-mnist", epochs=2),
-        TrainConfig(model="minilm-l6", dataset="rt-polarity", epochs=2, lr=5e-5),
+        TrainConfig(model="resnet18", dataset="fashion-mnist", epochs=2, max_train=24_000),
+        TrainConfig(model="minilm-l6", dataset="rt-polarity", epochs=1, lr=5e-5),
     ],
     # The paper's grids (GPU work): 4 ResNets / 3 encoders, 5 seeds, paper hyperparameters.
     "paper-vision": _paper_grid({f"resnet{d}": {"pretrained": True} for d in (18, 34, 50, 152)}, "cifar10"),

@@ -63,6 +63,9 @@ def load_data(cfg: TrainConfig, seed: int) -> DatasetSplits:
     data = load_dataset(cfg.dataset, limit=cfg.limit, seed=seed, **settings)
     if data.kind != kind:
         raise UserError(f"model {cfg.model!r} takes {kind} inputs but dataset {cfg.dataset!r} is {data.kind}")
+    if cfg.max_train is not None and cfg.max_train < len(data.train):
+        keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:cfg.max_train]
+        data.train = torch.utils.data.Subset(data.train, keep.tolist())
     return data
 
 
