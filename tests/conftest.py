@@ -9,6 +9,16 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash
+    (bs=1 calls run ~10x slower under load); the answers do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory):
     """(Store, {"image": run_id, "text": run_id}) from the `smoke` preset, trained once into a temp DB.

@@ -27,14 +27,7 @@ def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash
-    (bs=1 calls run ~10x slower under load); the answers do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

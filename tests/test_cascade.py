@@ -22,14 +22,7 @@ from engine.train import to_device
 CONF_TOL, GAP_TOL = 1e-5, 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash
-    (bs=1 calls run ~10x slower under load); the answers do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,7 @@ def odd_rgba() -> Image.Image:
     return Image.fromarray(arr, "RGBA")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash
-    (bs=1 calls run ~10x slower under load); the answers do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
