@@ -1,6 +1,7 @@
 """SideNets Explorer: `streamlit run explorer/app.py` (or `make run`).
 
-One entry file with st.navigation; one file per page in explorer/pages/. The DB is
+One entry file with st.navigation; one file per page in explorer/views/ (not `pages/`: Streamlit
+would take a `pages/` folder beside the entry for a legacy multipage app). The DB is
 $SIDENETS_DB (default data/sidenets.duckdb); the app only ever opens it read-only and briefly.
 """
 from __future__ import annotations
@@ -19,14 +20,13 @@ from explorer import state  # noqa: E402
 st.set_page_config(page_title="SideNets Explorer", page_icon=":material/call_split:", layout="wide")
 
 PAGES = [
-    st.Page("pages/tradeoff.py", title="Trade-off", icon=":material/show_chart:", default=True),
-    st.Page("pages/calibration.py", title="Calibration", icon=":material/tune:"),
-    st.Page("pages/ensemble.py", title="Ensemble", icon=":material/merge:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/tradeoff.py", title="Trade-off", icon=":material/show_chart:", default=True),
+    st.Page("views/calibration.py", title="Calibration", icon=":material/tune:"),
+    st.Page("views/ensemble.py", title="Ensemble", icon=":material/merge:"),
+    st.Page("views/demo.py", title="Live demo", icon=":material/bolt:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/table_rows:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
 ]
-if (HERE / "pages" / "demo.py").exists():  # the live single-input cascade demo, when it has landed
-    PAGES.insert(3, st.Page("pages/demo.py", title="Live demo", icon=":material/bolt:"))
 
 page = st.navigation(PAGES)
 

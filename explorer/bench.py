@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "explorer" / "app.py"
 GOAL_MS = 150.0
-PAGES = ("pages/tradeoff.py", "pages/calibration.py")
+PAGES = ("views/tradeoff.py", "views/calibration.py")
 
 
 def replicate_runs(source, target, n_runs: int = 10, n_samples: int = 10_000, run_ids: list[str] | None = None,

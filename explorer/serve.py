@@ -1,9 +1,7 @@
 """Serve the explorer: `python -m explorer.serve [--port 8501] [--address 127.0.0.1] [streamlit options]`.
 
 The same as `streamlit run explorer/app.py --server.headless true --browser.gatherUsageStats false`
-(localhost only unless --address says otherwise), except that Streamlit starts in its
-st.navigation mode right away: with a pages/ folder beside the entry it would otherwise treat
-the app as a legacy multipage app until the entry first runs (see explorer.state.boot).
+(localhost only unless --address says otherwise).
 """
 from __future__ import annotations
 
@@ -18,10 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m explorer.serve", description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=8501), p.add_argument("--address", default="127.0.0.1")
     args, extra = p.parse_known_args(argv)
-    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
 
-    PagesManager.uses_pages_directory = False  # the entry's st.navigation decides the pages
     sys.argv = ["streamlit", "run", str(APP), "--server.address", args.address, "--server.port", str(args.port),
                 "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra]
     return cli.main()

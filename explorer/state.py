@@ -37,22 +37,22 @@ SHORT_COST_NAMES = {"params": "params", "macs": "MACs", "ms": "latency"}
 
 
 # -- page setup ------------------------------------------------------------------------------
-def boot() -> None:
-    """Call first on every page. Streamlit treats an entry script with a ``pages/`` folder beside
-    it as a legacy (v1) multipage app until the entry has called ``st.navigation`` once; on a
-    fresh server, a page opened directly by its URL (e.g. /train) would run alone, without the
-    entry's navigation, sidebar and layout. Leave that mode and rerun through the entry.
-    (`python -m explorer.serve`, used by `make run`, never enters it.)"""
-    try:
-        from streamlit import config
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a future Streamlit without them
-        return
-    if config.get_option("global.appTest"):
-        return  # AppTest resets the mode before every run; a rerun here would swallow button clicks
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+def page_start(title: str, caption: str) -> tuple[list[dict], list[Configuration]]:
+    """The start of every analysis page: title and caption, then (complete runs, configurations);
+    stops the page with a friendly message while the DB is missing, unreadable or empty."""
+    st.title(title)
+    st.caption(caption)
+    runs = require_runs()
+    return runs, explore.group_runs(runs)
+
+
+def require_sidenet(configs: list[Configuration], message: str) -> list[Configuration]:
+    """The configurations that have a SideNet; stops the page with `message` when there are none."""
+    with_side = explore.select(configs, sidenet=True)
+    if not with_side:
+        st.info(message, icon=":material/info:")
+        st.stop()
+    return with_side
 
 
 # -- the database --------------------------------------------------------------------------

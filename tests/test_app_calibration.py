@@ -2,7 +2,7 @@
 from engine import explore
 from explorer import state
 
-PAGE = "pages/calibration.py"
+PAGE = "views/calibration.py"
 
 
 def metrics(at) -> dict:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from engine import demo as D
 
-PAGE = str(Path(__file__).resolve().parents[1] / "explorer" / "pages" / "demo.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "explorer" / "views" / "demo.py")
 TIMEOUT = 300  # loading a model on a busy 2-core CPU
 
 
@@ -154,7 +154,7 @@ def test_missing_checkpoint_and_empty_cache(smoke_runs, tmp_path, monkeypatch):
 def test_demo_page_inside_the_explorer(smoke_runs, open_app):
     """The page as the explorer registers it (st.navigation in explorer/app.py)."""
     store, runs = smoke_runs
-    at = open_app(store.path, "pages/demo.py", timeout=TIMEOUT)
+    at = open_app(store.path, "views/demo.py", timeout=TIMEOUT)
     assert not at.exception, at.exception
     at.selectbox(key="demo_run").set_value(D.run_label(store.get_run(runs["image"]))).run()
     _assert_result(at)

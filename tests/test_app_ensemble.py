@@ -4,7 +4,7 @@ import json
 from engine import explore
 from explorer import state
 
-PAGE = "pages/ensemble.py"
+PAGE = "views/ensemble.py"
 
 
 def frame(at, column: str):
@@ -48,7 +48,7 @@ def test_table4(explorer_dbs, open_app, engine_groups):
 def test_theta_is_shared_across_pages(explorer_dbs, open_app):
     at = open_app(explorer_dbs["many"])
     at.slider(key="theta_slider").set_value(0.321).run()
-    for page in ("pages/ensemble.py", "pages/calibration.py", "pages/tradeoff.py"):
+    for page in ("views/ensemble.py", "views/calibration.py", "views/tradeoff.py"):
         at.switch_page(page).run()
         assert not at.exception
         assert at.slider(key="theta_slider").value == 0.321, page

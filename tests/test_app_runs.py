@@ -4,7 +4,7 @@ import shutil
 from engine import explore
 from engine.store import Store
 
-PAGE = "pages/runs.py"
+PAGE = "views/runs.py"
 
 
 def frame(at, column: str):
@@ -60,5 +60,5 @@ def test_delete_asks_for_confirmation(explorer_dbs, open_app, tmp_path):
     assert any(f"Deleted {victim}" in s.value for s in at.success)
     assert victim not in frame(at, "status")["run"].tolist()
     # the other pages no longer show it
-    at.switch_page("pages/tradeoff.py").run()
+    at.switch_page("views/tradeoff.py").run()
     assert not at.exception

@@ -8,7 +8,7 @@ from engine import explore
 from engine.store import Store
 from explorer import state
 
-PAGE = "pages/tradeoff.py"
+PAGE = "views/tradeoff.py"
 
 
 def metrics(at) -> dict:
@@ -123,7 +123,7 @@ def test_one_run_shows_no_plus_minus(explorer_dbs, open_app, engine_groups):
 
 @pytest.mark.parametrize("which, message", [("missing", "No database at"), ("bad", "Cannot read the database"),
                                             ("empty", "holds no complete run")])
-@pytest.mark.parametrize("page", ["pages/tradeoff.py", "pages/calibration.py", "pages/ensemble.py", "pages/runs.py"])
+@pytest.mark.parametrize("page", ["views/tradeoff.py", "views/calibration.py", "views/ensemble.py", "views/runs.py"])
 def test_bad_or_empty_database_gives_a_clear_message(explorer_dbs, open_app, which, message, page):
     at = open_app(explorer_dbs[which], page)
     assert not at.exception  # the app stays up
@@ -137,7 +137,7 @@ def test_bad_or_empty_database_gives_a_clear_message(explorer_dbs, open_app, whi
 
 
 def test_train_page_works_without_a_database(explorer_dbs, open_app):
-    at = open_app(explorer_dbs["missing"], "pages/train.py")
+    at = open_app(explorer_dbs["missing"], "views/train.py")
     assert not at.exception
     assert any("Train" == t.value for t in at.title)
 

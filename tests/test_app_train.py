@@ -4,7 +4,7 @@ import time
 
 from engine.jobs import JobQueue
 
-PAGE = "pages/train.py"
+PAGE = "views/train.py"
 
 
 def wait(queue: JobQueue, job_id: str, states=("done", "failed", "cancelled"), timeout: float = 240.0) -> dict:

@@ -84,7 +84,7 @@ def test_bad_database_in_a_real_browser(tmp_path):
 def test_a_page_opened_first_by_its_url_gets_the_apps_navigation(explorer_dbs, tmp_path):
     """On a fresh `streamlit run explorer/app.py`, opening /train before any other page must still
     go through the entry (its st.navigation, sidebar, wide layout), not Streamlit's legacy
-    pages/-folder mode (explorer.state.boot)."""
+    pages/-folder mode (the pages live in explorer/views/ for that reason)."""
     with serve(explorer_dbs["many"], log_path=tmp_path / "server.log") as url, browser() as page:
         page.goto(f"{url}/train")
         wait_rendered(page)

@@ -5,20 +5,13 @@ import streamlit as st
 from engine import explore
 from explorer import charts, state
 
-state.boot()
-
-st.title("Calibration")
-st.caption("A head is calibrated when its confidence matches its accuracy: of the samples it answers with 85% "
-           "confidence, 85% are right. Then θ reads directly as the accuracy the exited samples get. "
-           "Confidence = top-label softmax probability (for a binary head, max(p, 1 − p)).")
-
-runs = state.require_runs()
-configs = explore.group_runs(runs)
-with_side = explore.select(configs, sidenet=True)
-if not with_side:
-    st.info("Calibration compares a SideNet with its MainNet: no complete run has a SideNet yet. "
-            "Train one on the Train page.", icon=":material/info:")
-    st.stop()
+runs, configs = state.page_start(
+    "Calibration",
+    "A head is calibrated when its confidence matches its accuracy: of the samples it answers with 85% "
+    "confidence, 85% are right. Then θ reads directly as the accuracy the exited samples get. "
+    "Confidence = top-label softmax probability (for a binary head, max(p, 1 − p)).")
+with_side = state.require_sidenet(configs, "Calibration compares a SideNet with its MainNet: no complete run has "
+                                           "a SideNet yet. Train one on the Train page.")
 
 c1, c2, c3 = st.columns([1.2, 2.6, 1.4])
 dataset = state.dataset_select(explore.select(configs, sidenet=True), c1)

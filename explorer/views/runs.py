@@ -6,8 +6,6 @@ from engine import explore
 from engine.errors import UserError
 from explorer import charts, state
 
-state.boot()
-
 st.title("Runs")
 if msg := st.session_state.pop("runs_flash", None):
     st.success(msg, icon=":material/check:")

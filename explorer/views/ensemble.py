@@ -5,20 +5,13 @@ import streamlit as st
 from engine import explore
 from explorer import charts, state
 
-state.boot()
-
-st.title("Ensemble the deferred samples")
-st.caption("The paper's appendix F: a deferred sample has gone through the SideNet already, so its answer can be "
-           "argmax(SideNet logits + MainNet logits) instead of the MainNet's alone, at no extra cost. "
-           "Exited samples keep the SideNet's answer.")
-
-runs = state.require_runs()
-configs = explore.group_runs(runs)
-with_side = explore.select(configs, sidenet=True)
-if not with_side:
-    st.info("The ensemble needs a SideNet: no complete run has one yet. Train one on the Train page.",
-            icon=":material/info:")
-    st.stop()
+runs, configs = state.page_start(
+    "Ensemble the deferred samples",
+    "The paper's appendix F: a deferred sample has gone through the SideNet already, so its answer can be "
+    "argmax(SideNet logits + MainNet logits) instead of the MainNet's alone, at no extra cost. "
+    "Exited samples keep the SideNet's answer.")
+with_side = state.require_sidenet(configs, "The ensemble needs a SideNet: no complete run has one yet. "
+                                           "Train one on the Train page.")
 
 c1, c2, c3 = st.columns([1.2, 3, 1.4], vertical_alignment="bottom")
 dataset = state.dataset_select(with_side, c1)

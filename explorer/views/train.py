@@ -6,8 +6,6 @@ from engine import jobs
 from engine.errors import UserError
 from explorer import state
 
-state.boot()
-
 st.title("Train")
 
 

@@ -5,15 +5,11 @@ import streamlit as st
 from engine import explore
 from explorer import charts, state
 
-state.boot()
-
-st.title("Trade-off: accuracy against cost")
-st.caption("A sample exits at the SideNet when its softmax confidence is at least θ; the others go on through "
-           "the MainNet. Each curve sweeps θ from 0 (every sample exits) to 1 (the MainNet answers everything). "
-           "Numbers are means over seeds, bands and ± are standard deviations.")
-
-runs = state.require_runs()
-configs = explore.group_runs(runs)
+runs, configs = state.page_start(
+    "Trade-off: accuracy against cost",
+    "A sample exits at the SideNet when its softmax confidence is at least θ; the others go on through "
+    "the MainNet. Each curve sweeps θ from 0 (every sample exits) to 1 (the MainNet answers everything). "
+    "Numbers are means over seeds, bands and ± are standard deviations.")
 
 c1, c2, c3, c4 = st.columns([1.2, 2.2, 1.4, 1.2])
 dataset = state.dataset_select(configs, c1)
