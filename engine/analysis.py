@@ -33,13 +33,20 @@ class RunView:
 
 
 def path_costs(costs: dict, latency: list[dict], attach: str | None) -> dict[str, PathCosts]:
-    """{"params"|"macs"|"ms": PathCosts} of one attach point (ms where latency was measured at batch 1)."""
+    """{"params"|"macs"|"ms": PathCosts} of one attach point.
+
+    ms: where latency was measured at batch 1, on the device measured last (one device, never a
+    mix); the exit path is trunk + SideNet, and the baseline is the measured unsplit MainNet.
+    """
     parts = costs.get(attach or "none") or {}
     out = {kind: PathCosts(trunk=parts["trunk"][kind], sidenet=parts["sidenet"][kind], rest=parts["rest"][kind])
            for kind in COST_KINDS if "trunk" in parts}
-    ms = {r["part"]: r["median_ms"] for r in latency if r["attach"] == (attach or "none") and r["batch_size"] == 1}
-    if {"trunk+sidenet", "rest"} <= ms.keys():
-        out["ms"] = PathCosts(trunk=ms["trunk+sidenet"], sidenet=0.0, rest=ms["rest"])
+    rows = [r for r in latency if r["attach"] == (attach or "none") and r["batch_size"] == 1]
+    if rows:
+        device = max(rows, key=lambda r: str(r["measured_at"]))["device"]
+        ms = {r["part"]: r["median_ms"] for r in rows if r["device"] == device}
+        if {"trunk+sidenet", "rest"} <= ms.keys():
+            out["ms"] = PathCosts(trunk=ms["trunk+sidenet"], sidenet=0.0, rest=ms["rest"], measured_full=ms.get("full"))
     return out
 
 

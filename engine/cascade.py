@@ -17,6 +17,11 @@ and one whose samples all defer skips the gather. The exit rule and confidence a
 engine.metrics (top-label softmax probability, computed in float64, `conf >= theta`, theta >= 1
 means "never exit"), so the answers equal the cached-logit computation (ThetaCurve).
 
+On CUDA, image MainNets run their fixed-shape pieces (trunk + SideNet + confidence, rest, the
+full MainNet) as CUDA graphs (engine.cuda_graphs): eager PyTorch is launch-bound there at
+serving batch sizes, and the early exit would save MACs that were not the bottleneck. The
+deferred rows are padded to a power of two (repeating a row) so that few graphs get captured.
+
 `Cascade.stream(batches)` is the throughput mode: deferred samples of consecutive batches are
 pooled so that `rest` runs on full batches (same answers, still one synchronisation per batch).
 
@@ -26,14 +31,16 @@ that costs at most 0.5 accuracy points against the MainNet alone.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from engine.cuda_graphs import GraphCache, bucket
 from engine.errors import UserError
-from engine.mainnets import select
+from engine.mainnets import batch_size, select
 from engine.metrics import ThetaCurve
 from engine.model import SideNetModel
 
@@ -113,12 +120,15 @@ class Cascade:
     amp: "auto" (bf16 autocast on CUDA, none on CPU, like training/evaluation), "bf16" or "none".
     channels_last: None = yes for image MainNets (measured on this 2-core CPU: the MainNet runs
     ~1.3x faster at batch 1 and ~1.6x at batch 64; training uses it on CUDA), False = leave as is.
+    cuda_graphs: None = on for image MainNets on CUDA (the baseline `full` is graphed too, so the
+    comparison stays fair), True / False to force (True needs CUDA and an image MainNet: text
+    encoders build their attention mask with a host synchronisation, which a graph cannot hold).
     The model is put in eval mode (the SideNet's BatchNorm must use its running statistics) and
     is shared, not copied: the full-MainNet baseline runs the very same module.
     """
 
     def __init__(self, model: SideNetModel, attach: int | str | None = None, theta: float = 0.9,
-                 amp: str = "auto", channels_last: bool | None = None):
+                 amp: str = "auto", channels_last: bool | None = None, cuda_graphs: bool | None = None):
         if not model.attach:
             raise UserError("this model has no SideNet (a mainnet-only run): there is no early exit")
         prepare(model, channels_last)
@@ -130,6 +140,12 @@ class Cascade:
         self.attach_name = self.net.attach_names()[self.k - 1]
         self.sidenet = model.sidenets[str(self.k)]
         self.theta = theta
+        image, cuda = is_image_model(model), self.device.type == "cuda"
+        if cuda_graphs and not (image and cuda):
+            raise UserError("CUDA graphs need a CUDA device and an image MainNet")
+        self.cuda_graphs = image and cuda if cuda_graphs is None else cuda_graphs
+        self._graphed = {name: GraphCache(getattr(self, f"_{name}_eager"))
+                         for name in ("front", "rest", "full")} if self.cuda_graphs else None
         self.amp = amp  # resolved against the model's device now: build the Cascade after moving the model
 
     # -- settings -----------------------------------------------------------------------
@@ -158,6 +174,8 @@ class Cascade:
         ctx = autocast(self.device, value) if value != "none" else None  # the training/evaluation rule
         on = ctx is not None and getattr(ctx, "_enabled", True)  # unknown torch internals: stay correct
         self._autocast_args = (ctx.device, ctx.fast_dtype) if on else None
+        for graphed in (getattr(self, "_graphed", None) or {}).values():
+            graphed.clear()  # captured under the old setting
 
     @property
     def device(self) -> torch.device:
@@ -170,25 +188,50 @@ class Cascade:
         return torch.autocast(self._autocast_args[0], dtype=self._autocast_args[1])
 
     # -- the pieces (also what engine.latency times) ------------------------------------
-    def front(self, x):
-        """trunk + SideNet + exit decision on all samples: (x_c, side_logits float32, conf, exited)."""
+    def _front_eager(self, x):
         with self._autocast():
             x_c = self.net.trunk(x, self.k)
             side = self.sidenet(self.net.side_features(x_c))
         side = side.float()
-        conf = confidence(side)
+        return x_c, side, confidence(side)
+
+    def _rest_eager(self, x_c) -> torch.Tensor:
+        with self._autocast():
+            return self.net.rest(x_c, self.k).float()
+
+    def _full_eager(self, x) -> torch.Tensor:
+        with self._autocast():
+            return self.net(x).float()
+
+    def _run(self, name: str, x):
+        return self._graphed[name](x) if self._graphed else getattr(self, f"_{name}_eager")(x)
+
+    def front(self, x):
+        """trunk + SideNet + exit decision on all samples: (x_c, side_logits float32, conf, exited).
+
+        The exit decision stays outside the CUDA graph, so changing theta needs no new capture.
+        """
+        x_c, side, conf = self._run("front", x)
         exited = conf >= self._theta if self._theta < 1.0 else torch.zeros_like(conf, dtype=torch.bool)
         return x_c, side, conf, exited
 
     def rest(self, x_c) -> torch.Tensor:
         """x_c (already regrouped) -> MainNet logits, float32."""
-        with self._autocast():
-            return self.net.rest(x_c, self.k).float()
+        return self._run("rest", x_c)
 
     def full(self, x) -> torch.Tensor:
         """The MainNet alone (its unsplit forward), float32 logits: the baseline."""
-        with self._autocast():
-            return self.net(x).float()
+        return self._run("full", x)
+
+    def _rest_rows(self, state, index: torch.Tensor | None = None) -> torch.Tensor:
+        """MainNet logits (n, C) of rows `index` of a state (None: all its rows). With CUDA graphs
+        the rows are padded to a power of two by repeating the first one (few graphs to capture)."""
+        n = batch_size(state) if index is None else index.numel()
+        if self.cuda_graphs and bucket(n) > n:
+            index = torch.arange(n, device=self.device) if index is None else index
+            index = torch.cat([index, index[:1].expand(bucket(n) - n)])
+        logits = self.rest(state if index is None else select(state, index))
+        return logits[:n]
 
     # -- the cascade --------------------------------------------------------------------
     @torch.inference_mode()
@@ -199,10 +242,9 @@ class Cascade:
         if n == 0:
             logits = side
         elif n == b:
-            logits = self.rest(x_c)  # everything defers: no gather, no scatter
+            logits = self._rest_rows(x_c)  # everything defers: no gather, no scatter
         else:
-            main = self.rest(select(x_c, deferred))
-            logits = side.index_copy(0, deferred, main)  # answers back in input order
+            logits = side.index_copy(0, deferred, self._rest_rows(x_c, deferred))  # answers back in input order
         return CascadeOutput(pred=logits.argmax(dim=1), exited=exited, side_conf=conf, logits=logits,
                              side_logits=side, n_deferred=n)
 
@@ -212,36 +254,52 @@ class Cascade:
         size), and on what is left at the end. Throughput mode: `rest` always gets full batches
         (a convolution at 1x1 / 2x2 maps costs about the same for 25 samples as for 64), at the
         price of latency (a batch is answered when its deferred samples have been through `rest`).
+        The host also runs one batch ahead: batch i+1's trunk + SideNet is queued before the host
+        waits for batch i's exit mask, so on CUDA the GPU does not idle during that wait.
         Still one host synchronisation per batch; answers equal those of `__call__`.
         """
         waiting: deque[_Pending] = deque()
         pooled: list[tuple[_Pending, object]] = []
-        pooled_n = 0
-        for x in batches:
+        pooled_n, ahead = 0, None  # ahead: the launched batch whose exit mask is on its way to the host
+        for x in itertools.chain(batches, [None]):
             with torch.inference_mode():
-                x_c, side, conf, exited = self.front(x)
-                deferred = torch.nonzero(~exited).squeeze(1)  # the one host synchronisation of the batch
-                n, b = deferred.numel(), exited.numel()
-                item = _Pending(side, conf, exited, deferred, n, done=n == 0)
-                waiting.append(item)
-                if n:
-                    pooled.append((item, x_c if n == b else select(x_c, deferred)))
-                    pooled_n += n
-                pool = pool or b
-                if pooled_n >= pool:
-                    self._rest_pooled(pooled)
-                    pooled, pooled_n = [], 0
+                launched = None if x is None else self._launch(x)
+                if ahead is not None:
+                    item, rows = self._settle(*ahead)
+                    waiting.append(item)
+                    if item.n:
+                        pooled.append((item, rows))
+                        pooled_n += item.n
+                    pool = pool or item.exited.numel()
+                    if pooled_n >= pool or (launched is None and pooled):
+                        self._rest_pooled(pooled)
+                        pooled, pooled_n = [], 0
+                ahead = launched
             while waiting and waiting[0].done:
                 yield waiting.popleft().output()
-        if pooled:
-            with torch.inference_mode():
-                self._rest_pooled(pooled)
-        while waiting:
-            yield waiting.popleft().output()
+
+    def _launch(self, x) -> tuple:
+        """Queue trunk + SideNet for x, and (on CUDA) the copy of its exit mask to the host."""
+        x_c, side, conf, exited = self.front(x)
+        if not exited.is_cuda:
+            return x_c, side, conf, exited, exited, None
+        mask = exited.to("cpu", non_blocking=True)  # into pinned memory, ready when `ready` fires
+        ready = torch.cuda.Event()
+        ready.record()
+        return x_c, side, conf, exited, mask, ready
+
+    def _settle(self, x_c, side, conf, exited, mask, ready) -> tuple[_Pending, object]:
+        """Wait for a launched batch's exit mask (the one host synchronisation of the batch):
+        (its _Pending, its deferred rows of x_c, regrouped)."""
+        if ready is not None:
+            ready.synchronize()
+        deferred = torch.nonzero(~mask).squeeze(1).to(exited.device, non_blocking=True)
+        n, b = deferred.numel(), exited.numel()
+        return _Pending(side, conf, exited, deferred, n, done=n == 0), x_c if n in (0, b) else select(x_c, deferred)
 
     def _rest_pooled(self, pooled: list) -> None:
         """rest on the concatenated deferred rows of several batches; answers back to each batch."""
-        main = self.rest(concat_states([rows for _, rows in pooled]))
+        main = self._rest_rows(concat_states([rows for _, rows in pooled]))
         for (item, _), part in zip(pooled, main.split([item.n for item, _ in pooled])):
             item.logits = part if item.n == item.exited.numel() else item.side.index_copy(0, item.deferred, part)
             item.done = True
@@ -290,7 +348,7 @@ def concat_states(states: list):
 
 
 def load_cascade(store, run_id: str, theta: float = 0.9, attach: str | None = None, device: str = "cpu",
-                 amp: str | None = None):
+                 amp: str | None = None, cuda_graphs: bool | None = None):
     """(Cascade, DatasetSplits, collate, run) for a complete run with a checkpoint.
 
     amp None: the run's own setting (so on CUDA the cascade computes like the run's evaluation did).
@@ -304,7 +362,7 @@ def load_cascade(store, run_id: str, theta: float = 0.9, attach: str | None = No
         raise UserError(f"run {run_id} has no SideNet (mainnet-only): there is no early exit")
     model, data, collate = model_for_run(run, device)
     amp = amp or (run.get("config") or {}).get("amp", "auto")
-    return Cascade(model, attach or run["attach"][0], theta, amp=amp), data, collate, run
+    return Cascade(model, attach or run["attach"][0], theta, amp=amp, cuda_graphs=cuda_graphs), data, collate, run
 
 
 def auto_theta(curve: ThetaCurve, max_drop: float = MAX_ACCURACY_DROP) -> dict:

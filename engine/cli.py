@@ -159,7 +159,7 @@ def cmd_bench_cascade(args) -> int:
         raise UserError("bench cascade needs --theta T (a number in [0, 1]) or --theta auto")
     out = bench_cascade(Store(args.db), args.run, args.theta, batch=args.batch, rounds=args.rounds,
                         device=args.device or "auto", attach=args.attach, limit=args.limit, threads=args.threads,
-                        pool=args.pool)
+                        pool=args.pool, cuda_graphs=args.cuda_graphs)
     print(json.dumps(out, indent=2, default=float) if args.json else format_report(out))
     return 0
 
@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, help="cascade: torch CPU threads (default: torch's own setting)")
     b.add_argument("--pool", action="store_true", help="cascade: also time the pooled stream (deferred samples of "
                    "several batches go through rest together)")
+    b.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="cascade: run the MainNet and the cascade as CUDA graphs (default: on for image "
+                   "MainNets on CUDA)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--n", type=int, default=100_000), b.add_argument("--model", default="resnet18")
     b.add_argument("--steps", type=int, default=20), b.add_argument("--rounds", type=int, default=3)

@@ -88,11 +88,12 @@ class PathCosts:
     trunk: float
     sidenet: float
     rest: float
+    measured_full: float | None = None  # measured time of the unsplit MainNet (ms costs only)
 
     @property
     def full(self) -> float:
-        """The MainNet alone, without any SideNet."""
-        return self.trunk + self.rest
+        """The MainNet alone, without any SideNet (its measured time when there is one)."""
+        return self.trunk + self.rest if self.measured_full is None else self.measured_full
 
 
 @dataclass(frozen=True)

@@ -19,23 +19,33 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory):
-    """(Store, {"image": run_id, "text": run_id}) from the `smoke` preset, trained once into a temp DB.
-
-    ResNet18 on 256 Fashion-MNIST images per split and MiniLM-L6 on 96 Rotten-Tomatoes sentences
-    per split, one epoch each, with checkpoints beside the DB.
-    """
+def _smoke_config(dataset: str):
     from engine.config import preset
+
+    return next(cfg for cfg in preset("smoke") if cfg.dataset == dataset)
+
+
+@pytest.fixture(scope="session")
+def smoke_image_run(tmp_path_factory):
+    """(Store, run_id): the `smoke` preset's ResNet18 on 256 Fashion-MNIST images per split, one
+    epoch, trained once into a temp DB with its checkpoint beside it (needs no text model)."""
     from engine.store import Store
     from engine.train import train_run
 
     store = Store(tmp_path_factory.mktemp("smoke") / "smoke.duckdb")
-    runs = {}
-    for cfg in preset("smoke"):
-        kind = "image" if cfg.dataset == "fashion-mnist" else "text"
-        runs[kind] = train_run(cfg, cfg.seeds[0], store)
-    return store, runs
+    cfg = _smoke_config("fashion-mnist")
+    return store, train_run(cfg, cfg.seeds[0], store)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(smoke_image_run):
+    """(Store, {"image": run_id, "text": run_id}): the image run above plus the `smoke` preset's
+    MiniLM-L6 on 96 Rotten-Tomatoes sentences per split, one epoch, in the same DB."""
+    from engine.train import train_run
+
+    store, image_run = smoke_image_run
+    cfg = _smoke_config("rt-polarity")
+    return store, {"image": image_run, "text": train_run(cfg, cfg.seeds[0], store)}
 
 
 # -- the explorer's test databases (tests/test_app_*.py, tests/test_browser.py) -----------------
@@ -104,7 +114,7 @@ def open_app(monkeypatch):
         monkeypatch.delenv("SIDENETS_JOBS", raising=False)
         at = AppTest.from_file(str(app), default_timeout=timeout)
         at.run()
-        if page and page != "pages/tradeoff.py":  # the default page is already shown
+        if page and page != "views/tradeoff.py":  # the default page is already shown
             at.switch_page(page).run()
         return at
 

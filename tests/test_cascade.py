@@ -234,11 +234,11 @@ def test_no_host_sync_but_one_per_batch(cascades, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_one_sync_per_batch(smoke_runs):
+def test_cuda_one_sync_per_batch(smoke_image_run):
     import warnings
 
-    store, runs = smoke_runs
-    cascade, data, collate, _ = load_cascade(store, runs["image"], theta=0.5, device="cuda")
+    store, run_id = smoke_image_run
+    cascade, data, collate, _ = load_cascade(store, run_id, theta=0.5, device="cuda")
     x = to_device(collate([data.test[i] for i in range(64)])[0], cascade.device)
     cascade(x)  # warm-up
     torch.cuda.synchronize()
@@ -251,6 +251,39 @@ def test_cuda_one_sync_per_batch(smoke_runs):
         torch.cuda.set_sync_debug_mode("default")
     syncs = [w for w in caught if "synchroniz" in str(w.message)]
     assert len(syncs) <= 1, [str(w.message) for w in syncs]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graphs_give_the_eager_answers(smoke_image_run):
+    """Graphed and eager cascades agree on every sample, at thetas captured once (the exit
+    decision is outside the graph), for partial exits (padded buckets) and in the pooled stream."""
+    store, run_id = smoke_image_run
+    graphed, data, collate, _ = load_cascade(store, run_id, theta=0.5, device="cuda", cuda_graphs=True)
+    eager = Cascade(graphed.model, theta=0.5, amp=graphed.amp, cuda_graphs=False)
+    assert graphed.cuda_graphs and not eager.cuda_graphs
+    batches = [to_device(collate([data.test[i] for i in range(s, min(s + 48, len(data.test)))])[0], "cuda")
+               for s in range(0, len(data.test), 48)]
+    for theta in (0.0, 0.5, 0.9, 1.0):
+        graphed.theta = eager.theta = theta
+        for x in batches:
+            a, b = graphed(x), eager(x)
+            assert torch.equal(a.exited, b.exited) and torch.equal(a.pred, b.pred)
+            torch.testing.assert_close(a.logits, b.logits, rtol=1e-3, atol=1e-3)
+        streamed = torch.cat([o.pred for o in graphed.stream(batches)])
+        assert torch.equal(streamed, torch.cat([eager(x).pred for x in batches]))
+    assert 0 < len(graphed._graphed["rest"].graphs) <= 8  # padded to powers of two
+
+
+def test_cuda_graphs_need_cuda(smoke_image_run):
+    store, run_id = smoke_image_run
+    with pytest.raises(UserError, match="CUDA graphs need"):
+        load_cascade(store, run_id, theta=0.5, device="cpu", cuda_graphs=True)
+
+
+def test_bucket_is_the_next_power_of_two():
+    from engine.cuda_graphs import bucket
+
+    assert [bucket(n) for n in (1, 2, 3, 5, 64, 65, 1000)] == [1, 2, 4, 8, 64, 128, 1024]
 
 
 def test_confidence_matches_metrics():
@@ -349,9 +382,25 @@ def test_latency_measured_and_stored(smoke_runs):
         assert set(costs) == {"params", "macs", "ms"}
         ms = {r["part"]: r["median_ms"] for r in rows if r["batch_size"] == 1}
         assert costs["ms"].trunk == ms["trunk+sidenet"] and costs["ms"].rest == ms["rest"]
+        assert costs["ms"].full == ms["full"]  # the measured unsplit MainNet, not trunk + rest
         # measuring again replaces (not duplicates) this device's rows
         measure_run(store, run_id, device="cpu", batch_size=8, repeats=3, batch_repeats=1, warmup=1, n_inputs=2)
         assert len(store.latency(run_id)) == len(stored)
+
+
+def test_latency_costs_come_from_one_device_the_last_measured():
+    costs = {"layer1": {part: {"params": 1.0, "macs": 1.0} for part in ("trunk", "sidenet", "rest")}}
+    def row(device, part, ms, when, batch=1):
+        return {"attach": "layer1", "device": device, "part": part, "batch_size": batch, "median_ms": ms,
+                "measured_at": when}
+    latency = [row("cpu", "trunk+sidenet", 2.0, "2026-01-01"), row("cpu", "rest", 6.0, "2026-01-01"),
+               row("cpu", "full", 7.0, "2026-01-01"), row("NVIDIA H200", "trunk+sidenet", 0.2, "2026-02-01"),
+               row("NVIDIA H200", "rest", 0.3, "2026-02-01"), row("NVIDIA H200", "full", 0.4, "2026-02-01"),
+               row("NVIDIA H200", "rest", 9.0, "2026-03-01", batch=64)]
+    ms = path_costs(costs, latency, "layer1")["ms"]
+    assert (ms.trunk, ms.rest, ms.full) == (0.2, 0.3, 0.4)
+    assert path_costs(costs, latency[:3], "layer1")["ms"].full == 7.0
+    assert path_costs(costs, [], "layer1").keys() == {"params", "macs"}
 
 
 def test_bench_cascade(smoke_runs, capsys):
@@ -378,6 +427,18 @@ def test_bench_cascade(smoke_runs, capsys):
     text = json.loads(capsys.readouterr().out)
     assert text["theta"] == 0.7 and text["batch"] == 1 and text["n"] == 8
     assert text["agreement_with_cached"] == 1.0
+    # the ideal counts each sentence at its own length (bs=1): recount input by input
+    from engine.costs import path_costs
+
+    cascade, data, collate, _ = load_cascade(store, runs["text"], theta=0.7)
+    full = spent = 0.0
+    for i in range(8):
+        x = collate([data.test[i]])[0]
+        c = path_costs(cascade.model, x, 1)[cascade.k]
+        full += c["full"]["macs"]
+        spent += c["trunk"]["macs"] + c["sidenet"]["macs"] + (0.0 if bool(cascade(x).exited[0]) else c["rest"]["macs"])
+    assert text["ideal_speedup"] == pytest.approx(full / spent)
+    assert len({len(data.test[i][0].split()) for i in range(8)}) > 1  # the sentences differ in length
 
     assert main(["--db", str(store.path), "bench", "cascade", runs["image"], "--theta", "0.5", "--limit", "16",
                  "--rounds", "1", "--device", "cpu"]) == 0

@@ -246,13 +246,17 @@ def test_path_table():
                         "rest": {"params": 900, "macs": 60.0}, "full": {"params": 1000, "macs": 100.0}},
              "none": {"trunk": {"params": 1000, "macs": 100.0}, "sidenet": {"params": 0, "macs": 0.0},
                       "rest": {"params": 0, "macs": 0.0}}}
-    latency = [{"attach": "layer1", "part": "trunk+sidenet", "median_ms": 1.0, "batch_size": 1},
-               {"attach": "layer1", "part": "rest", "median_ms": 3.0, "batch_size": 1}]
+    latency = [{"attach": "layer1", "device": "cpu", "part": part, "median_ms": ms, "batch_size": 1,
+                "measured_at": "2026-11-26 01:00:00"} for part, ms in (("trunk+sidenet", 1.0), ("rest", 3.0))]
     rows = explore.path_table(costs, latency)
     exit_row, deferred, alone, none = rows
     assert exit_row == {"attach": "layer1", "path": "exit at the SideNet", "params": 110.0, "params_share": 0.11,
                         "macs": 41.0, "macs_share": 0.41, "ms": 1.0, "ms_share": 0.25}
     assert deferred["params"] == 1010.0 and deferred["ms"] == 4.0 and alone["params_share"] == 1.0
+    # with the unsplit MainNet measured, "MainNet alone" is that time (no split overhead)
+    latency.append({**latency[0], "part": "full", "median_ms": 3.5})
+    exit_row, _, alone, _ = explore.path_table(costs, latency)
+    assert alone["ms"] == 3.5 and exit_row["ms_share"] == 1.0 / 3.5
     assert none["path"] == "MainNet alone" and none["params"] == 1000.0
 
 

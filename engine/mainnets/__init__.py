@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.errors import UserError
 from engine.mainnets import efficientnet, resnet, text
-from engine.mainnets.base import MainNet, select
+from engine.mainnets.base import MainNet, batch_size, select
 
 IMAGE_MODELS = [f"resnet{d}" for d in resnet.DEPTHS] + ["efficientnet-lite0"]
 TEXT_MODELS = ["minilm-l6", "mpnet-base", "distilbert-base-uncased", "bert-base-uncased", "bert-large-uncased"]
@@ -49,4 +49,4 @@ def image_settings(name: str) -> dict:
     return {"image_size": 32, "normalize": None}
 
 
-__all__ = ["MainNet", "select", "build_mainnet", "model_kind", "image_settings", "attach_names", "IMAGE_MODELS", "TEXT_MODELS"]
+__all__ = ["MainNet", "batch_size", "select", "build_mainnet", "model_kind", "image_settings", "attach_names", "IMAGE_MODELS", "TEXT_MODELS"]

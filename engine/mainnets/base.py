@@ -81,3 +81,8 @@ def select(state, index: torch.Tensor):
     if isinstance(state, dict):
         return {key: value[index] for key, value in state.items()}
     return state[index]
+
+
+def batch_size(state) -> int:
+    """Rows of a state (tensor or dict of batch-first tensors)."""
+    return len(next(iter(state.values()))) if isinstance(state, dict) else len(state)

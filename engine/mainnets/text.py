@@ -117,13 +117,20 @@ class TextEncoderMainNet(MainNet):
         if start >= stop:
             return hidden
         mask4 = create_bidirectional_mask(config=self.base.config, inputs_embeds=hidden, attention_mask=mask)
-        # The library's own encoder forward over a slice of its layers (MPNet's relative position
-        # bias and each family's call convention stay the library's business).
-        part = copy.copy(self._encoder)
-        part._modules = dict(part._modules)
-        part.layer = nn.ModuleList(self._layers[start:stop])
+        part = self._encoder_slice(start, stop)
         out = part(hidden, attention_mask=mask4) if hasattr(self.base, "encoder") else part(hidden, attn_mask=mask4)
         return out[0] if isinstance(out, tuple) else out.last_hidden_state
+
+    def _encoder_slice(self, start: int, stop: int) -> nn.Module:
+        """The library's own encoder over layers start..stop-1 (MPNet's relative position bias and
+        each family's call convention stay the library's business); built once per slice."""
+        slices = self.__dict__.setdefault("_slices", {})
+        if (start, stop) not in slices:
+            part = copy.copy(self._encoder)
+            part._modules = dict(part._modules)
+            part.layer = nn.ModuleList(self._layers[start:stop])
+            slices[start, stop] = part
+        return slices[start, stop]
 
     def embed(self, inputs: dict) -> dict:
         return {"hidden": self.base.embeddings(input_ids=inputs["input_ids"]), "mask": inputs["attention_mask"]}
