@@ -47,6 +47,8 @@ def path_costs(costs: dict, latency: list[dict], attach: str | None) -> dict[str
         ms = {r["part"]: r["median_ms"] for r in rows if r["device"] == device}
         if {"trunk+sidenet", "rest"} <= ms.keys():
             out["ms"] = PathCosts(trunk=ms["trunk+sidenet"], sidenet=0.0, rest=ms["rest"], measured_full=ms.get("full"))
+        elif attach is None and "full" in ms:  # a MainNet-only run: the whole network is its one path
+            out["ms"] = PathCosts(trunk=ms["full"], sidenet=0.0, rest=0.0)
     return out
 
 

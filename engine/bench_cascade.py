@@ -123,7 +123,6 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
     want_pred, want_exit = _cached_answers(view, theta, n)
 
     # timing: interleaved segments, alternating order
-    full = torch.inference_mode()(cascade.full)
     now = timer(dev)
     segments = 1 if dev.type == "cuda" else min(SEGMENTS, len(batches))
     bounds = np.linspace(0, len(batches), segments + 1).round().astype(int)
@@ -137,7 +136,7 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
         for _ in cascade.stream(xs, pool=batch):
             pass
 
-    fns = {"full": each(full), "cascade": each(cascade)}
+    fns = {"full": each(cascade.full), "cascade": each(cascade)}
     if pool:
         fns["pooled"] = pooled
     names = list(fns)

@@ -7,7 +7,6 @@ interleaved rounds so that a noisy machine slows both alike; the ratio is per ro
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +14,7 @@ from torch import nn
 
 from engine.config import TrainConfig
 from engine.datasets import load_dataset
+from engine.latency import timer
 from engine.train import build_model, pick_device, train_step
 
 
@@ -62,14 +62,12 @@ def bench_train_step(model: str = "resnet18", steps: int = 20, rounds: int = 3, 
             loss.backward()
             opt_plain.step()
 
+    now = timer(device)
+
     def timed(fn) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = now()
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        return now() - t0
 
     run_engine(), run_plain()  # warm-up
     rows = []

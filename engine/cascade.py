@@ -63,11 +63,6 @@ class CascadeOutput:
     side_logits: torch.Tensor
     n_deferred: int
 
-    @property
-    def head(self) -> list[str]:
-        """'side' or 'main' per sample (a host copy; for display, not for the hot path)."""
-        return ["side" if e else "main" for e in self.exited.tolist()]
-
 
 def confidence(logits: torch.Tensor) -> torch.Tensor:
     """Top-label softmax probability (B,) in float64 of (B, C) logits, on their device.
@@ -107,12 +102,6 @@ def prepare(model: SideNetModel, channels_last: bool | None = None) -> SideNetMo
 _NO_AUTOCAST = contextlib.nullcontext()
 
 
-def _amp_context(device: torch.device, amp: str):
-    from engine.train import autocast
-
-    return autocast(device, amp) if amp != "none" else contextlib.nullcontext()
-
-
 class Cascade:
     """A SideNetModel's MainNet with its SideNet at attach point k, exiting at theta.
 
@@ -144,8 +133,8 @@ class Cascade:
         if cuda_graphs and not (image and cuda):
             raise UserError("CUDA graphs need a CUDA device and an image MainNet")
         self.cuda_graphs = image and cuda if cuda_graphs is None else cuda_graphs
-        self._graphed = {name: GraphCache(getattr(self, f"_{name}_eager"))
-                         for name in ("front", "rest", "full")} if self.cuda_graphs else None
+        eager = {"front": self._front_eager, "rest": self._rest_eager, "full": self._full_eager}
+        self._pieces = {name: GraphCache(fn) for name, fn in eager.items()} if self.cuda_graphs else eager
         self.amp = amp  # resolved against the model's device now: build the Cascade after moving the model
 
     # -- settings -----------------------------------------------------------------------
@@ -166,16 +155,16 @@ class Cascade:
 
     @amp.setter
     def amp(self, value: str) -> None:
-        from engine.train import autocast
+        from engine.config import AMP_CHOICES
+        from engine.train import amp_dtype
 
-        if value not in ("auto", "bf16", "none"):
-            raise UserError(f"unknown amp {value!r}; choose auto, bf16 or none")
+        if value not in AMP_CHOICES:
+            raise UserError(f"unknown amp {value!r}; choose {', '.join(AMP_CHOICES)}")
         self._amp = value
-        ctx = autocast(self.device, value) if value != "none" else None  # the training/evaluation rule
-        on = ctx is not None and getattr(ctx, "_enabled", True)  # unknown torch internals: stay correct
-        self._autocast_args = (ctx.device, ctx.fast_dtype) if on else None
-        for graphed in (getattr(self, "_graphed", None) or {}).values():
-            graphed.clear()  # captured under the old setting
+        self._autocast_args = (self.device.type, amp_dtype(self.device, value))  # the training/evaluation rule
+        for piece in self._pieces.values():
+            if isinstance(piece, GraphCache):
+                piece.clear()  # captured under the old setting
 
     @property
     def device(self) -> torch.device:
@@ -183,9 +172,8 @@ class Cascade:
 
     def _autocast(self):
         """bf16 autocast when on, else a shared no-op context (no per-call autocast object)."""
-        if self._autocast_args is None:
-            return _NO_AUTOCAST
-        return torch.autocast(self._autocast_args[0], dtype=self._autocast_args[1])
+        device_type, dtype = self._autocast_args
+        return _NO_AUTOCAST if dtype is None else torch.autocast(device_type, dtype=dtype)
 
     # -- the pieces (also what engine.latency times) ------------------------------------
     def _front_eager(self, x):
@@ -203,25 +191,24 @@ class Cascade:
         with self._autocast():
             return self.net(x).float()
 
-    def _run(self, name: str, x):
-        return self._graphed[name](x) if self._graphed else getattr(self, f"_{name}_eager")(x)
-
     def front(self, x):
         """trunk + SideNet + exit decision on all samples: (x_c, side_logits float32, conf, exited).
 
         The exit decision stays outside the CUDA graph, so changing theta needs no new capture.
         """
-        x_c, side, conf = self._run("front", x)
+        x_c, side, conf = self._pieces["front"](x)
         exited = conf >= self._theta if self._theta < 1.0 else torch.zeros_like(conf, dtype=torch.bool)
         return x_c, side, conf, exited
 
     def rest(self, x_c) -> torch.Tensor:
         """x_c (already regrouped) -> MainNet logits, float32."""
-        return self._run("rest", x_c)
+        return self._pieces["rest"](x_c)
 
+    @torch.inference_mode()
     def full(self, x) -> torch.Tensor:
-        """The MainNet alone (its unsplit forward), float32 logits: the baseline."""
-        return self._run("full", x)
+        """The MainNet alone (its unsplit forward), float32 logits: the baseline, and the demo's
+        'what would the MainNet say'."""
+        return self._pieces["full"](x)
 
     def _rest_rows(self, state, index: torch.Tensor | None = None) -> torch.Tensor:
         """MainNet logits (n, C) of rows `index` of a state (None: all its rows). With CUDA graphs
@@ -304,11 +291,6 @@ class Cascade:
             item.logits = part if item.n == item.exited.numel() else item.side.index_copy(0, item.deferred, part)
             item.done = True
 
-    @torch.inference_mode()
-    def main_logits(self, x) -> torch.Tensor:
-        """The MainNet's own answer for x (e.g. the demo's 'what would the MainNet say')."""
-        return self.full(x)
-
 
 @dataclass
 class _Pending:
@@ -362,7 +344,7 @@ def load_cascade(store, run_id: str, theta: float = 0.9, attach: str | None = No
         raise UserError(f"run {run_id} has no SideNet (mainnet-only): there is no early exit")
     model, data, collate = model_for_run(run, device)
     amp = amp or (run.get("config") or {}).get("amp", "auto")
-    return Cascade(model, attach or run["attach"][0], theta, amp=amp, cuda_graphs=cuda_graphs), data, collate, run
+    return Cascade(model, attach, theta, amp=amp, cuda_graphs=cuda_graphs), data, collate, run
 
 
 def auto_theta(curve: ThetaCurve, max_drop: float = MAX_ACCURACY_DROP) -> dict:

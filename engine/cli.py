@@ -8,6 +8,7 @@ import math
 import signal
 import sys
 
+from engine.config import AMP_CHOICES
 from engine.errors import UserError
 
 SUMMARY_THETAS = (0.5, 0.8, 0.9, 0.95, 0.99)
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-train", type=int, help="cap the training split only at N samples")
     t.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--init-from", help="initialise from a run's checkpoint (frozen mode needs it)")
-    t.add_argument("--max-length", type=int), t.add_argument("--device"), t.add_argument("--amp", choices=["auto", "bf16", "none"])
+    t.add_argument("--max-length", type=int), t.add_argument("--device"), t.add_argument("--amp", choices=AMP_CHOICES)
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("runs", help="list runs")

@@ -14,6 +14,8 @@ from pathlib import Path
 from engine.errors import UserError
 from engine.mainnets import attach_names, model_kind
 
+AMP_CHOICES = ("auto", "bf16", "none")  # bf16 autocast: on CUDA by default / always / never
+
 MODES = ("joint", "frozen", "mainnet-only")
 PAPER_DEFAULTS = {"image": {"lr": 3e-4, "epochs": 50, "batch_size": 64},
                   "text": {"lr": 3e-6, "epochs": 20, "batch_size": 32}}
@@ -51,8 +53,8 @@ class TrainConfig:
         if self.mode == "frozen" and not self.init_from:
             raise UserError("frozen mode trains only the SideNet on an already-trained MainNet: "
                             "pass --init-from RUN (e.g. a mainnet-only run)")
-        if self.amp not in ("auto", "bf16", "none"):
-            raise UserError(f"unknown amp {self.amp!r}; choose auto, bf16 or none")
+        if self.amp not in AMP_CHOICES:
+            raise UserError(f"unknown amp {self.amp!r}; choose {', '.join(AMP_CHOICES)}")
         if self.attach:
             valid = attach_names(self.model)
             for name in self.attach:

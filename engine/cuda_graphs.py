@@ -45,7 +45,7 @@ class GraphCache:
                 self.fn(static_in)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other app threads may run CUDA work
             static_out = self.fn(static_in)
         return graph, static_in, static_out
 

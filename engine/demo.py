@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.cascade import Cascade
 from engine.errors import UserError
-from engine.latency import timer
+from engine.latency import time_parts
 from engine.train import to_device
 
 MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MB
@@ -130,17 +130,7 @@ def softmax(logits: torch.Tensor) -> np.ndarray:
 
 def time_paths(cascade: Cascade, x, repeats: int = 5) -> dict:
     """Median ms of the cascade on x (the path it takes) and of the full MainNet, interleaved."""
-    now = timer(cascade.device)
-    full = torch.inference_mode()(cascade.full)
-    fns = {"path": cascade, "full": full}
-    for fn in fns.values():  # warm-up
-        fn(x)
-    ms = {name: [] for name in fns}
-    for r in range(repeats):
-        for name in (("path", "full") if r % 2 == 0 else ("full", "path")):
-            t0 = now()
-            fns[name](x)
-            ms[name].append((now() - t0) * 1e3)
+    ms = time_parts({"path": cascade, "full": cascade.full}, [x], cascade.device, repeats, warmup=1)
     out = {f"{name}_ms": float(np.median(v)) for name, v in ms.items()}
     out["speedup"] = out["full_ms"] / out["path_ms"] if out["path_ms"] > 0 else float("nan")
     return out
@@ -174,7 +164,7 @@ def _main_result(logits: torch.Tensor, class_names: list[str]) -> dict:
 
 def main_answer(cascade: Cascade, x, class_names: list[str]) -> dict:
     """The full MainNet's answer (on request, for an input that exited)."""
-    return _main_result(cascade.main_logits(x)[0], class_names)
+    return _main_result(cascade.full(x)[0], class_names)
 
 
 def slider_default(auto: dict | None, step: float = 0.001, fallback: float = 0.9) -> float:

@@ -47,7 +47,6 @@ class Configuration:
     sidenet_hidden: int | None
     sidenet_order: str | None
     run_ids: tuple[str, ...] = field(default=(), compare=False)
-    seeds: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple:
@@ -56,12 +55,6 @@ class Configuration:
     @property
     def has_sidenet(self) -> bool:
         return self.attach is not None
-
-    @property
-    def sidenet_label(self) -> str:
-        if not self.has_sidenet:
-            return "no SideNet"
-        return f"SideNet@{self.attach} ({self.sidenet_hidden} hidden, {self.sidenet_order})"
 
     @property
     def label(self) -> str:
@@ -97,8 +90,7 @@ def group_runs(runs: list[dict]) -> list[Configuration]:
     out = []
     for key, members in groups.items():
         members = sorted(members, key=lambda r: (r.get("seed") is None, r.get("seed"), r["run_id"]))
-        out.append(Configuration(*key, run_ids=tuple(r["run_id"] for r in members),
-                                 seeds=tuple(r.get("seed") for r in members)))
+        out.append(Configuration(*key, run_ids=tuple(r["run_id"] for r in members)))
     return sorted(out, key=lambda c: (c.dataset, _natural(c.model), c.has_sidenet, c.mode, _natural(c.attach),
                                       c.sidenet_hidden or 0, c.sidenet_order or ""))
 

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.store import REPO, resolve_db_path
+from engine.store import REPO, pid_alive, resolve_db_path
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -67,22 +67,6 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _pid_alive(pid) -> bool:
-    """True if the process exists and is not a zombie (an exited child nobody has reaped)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        if Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def device_name() -> str:
@@ -188,7 +172,7 @@ class JobQueue:
         spec["progress"] = read_json(self.dir / job_id / "progress.json")
         spec["fraction"] = 1.0 if spec["state"] == "done" else progress_fraction(spec["progress"])
         spec["cancel_requested"] = (self.dir / job_id / "cancel").exists()
-        if spec["state"] == "running" and not _pid_alive(spec.get("pid")) and not self.worker_alive():
+        if spec["state"] == "running" and not pid_alive(spec.get("pid")) and not self.worker_alive():
             spec["state"], spec["error"] = "failed", spec.get("error") or "the job's process ended without a result"
         return spec
 
@@ -258,7 +242,7 @@ class JobQueue:
                 break
             time.sleep(0.1)  # the worker is starting the process right now
         pid = spec.get("pid")
-        if spec["state"] == "running" and pid and _pid_alive(pid):
+        if spec["state"] == "running" and pid and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGTERM)
         return "cancelled"
@@ -290,7 +274,7 @@ class JobQueue:
                 fcntl.flock(f, fcntl.LOCK_UN)
         pid_file = self.dir / "worker.pid"
         try:
-            starting = time.time() - pid_file.stat().st_mtime < 60 and _pid_alive(int(pid_file.read_text()))
+            starting = time.time() - pid_file.stat().st_mtime < 60 and pid_alive(int(pid_file.read_text()))
         except (OSError, ValueError):
             starting = False
         return starting

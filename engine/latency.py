@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from engine.cascade import Cascade, prepare
+from engine.mainnets import batch_size
 from engine.train import model_for_run, pick_device, to_device
 
 PARTS = ("trunk+sidenet", "rest", "full")
@@ -35,10 +36,10 @@ def timer(device: torch.device) -> Callable[[], float]:
 
 
 def device_name(device: torch.device) -> str:
-    """The device string stored with runs (engine.train.provenance)."""
-    from engine.train import provenance
+    """The device string stored with runs (engine.train.device_label)."""
+    from engine.train import device_label
 
-    return provenance(device)["device"]
+    return device_label(device)
 
 
 def inputs_for(data, collate, device: torch.device, batch_size: int, count: int, start: int = 0) -> list:
@@ -88,14 +89,14 @@ def measure(model, device: torch.device, inputs_1: list, inputs_b: list, repeats
 
     amp: as in Cascade ("auto": bf16 autocast on CUDA, like the run's evaluation).
     """
-    from engine.cascade import _amp_context
+    from engine.train import autocast
 
-    batch_size = _batch_len(inputs_b[0])
+    size_b = batch_size(inputs_b[0])
     rows = []
     for k in model.attach or [0]:
         if k == 0:
             def full(x):
-                with _amp_context(device, amp):
+                with autocast(device, amp):
                     return model.mainnet(x)
             fns = lambda inputs: {"full": full}  # noqa: E731
             attach = "none"
@@ -108,17 +109,13 @@ def measure(model, device: torch.device, inputs_1: list, inputs_b: list, repeats
                     x_c = {id(x): cascade.front(x)[0] for x in inputs}  # rest starts from the real x_c
                 return {"trunk+sidenet": _exit_path(cascade), "rest": _rest_path(cascade, x_c), "full": cascade.full}
 
-        for inputs, size, reps in ((inputs_1, 1, repeats), (inputs_b, batch_size, batch_repeats)):
+        for inputs, size, reps in ((inputs_1, 1, repeats), (inputs_b, size_b, batch_repeats)):
             times = time_parts(fns(inputs), inputs, device, reps, warmup if size == 1 else max(2, warmup // 5))
             for part, ms in times.items():
                 median = float(np.median(ms))
                 rows.append({"attach": attach, "part": part, "batch_size": size, "median_ms": median,
                              "p95_ms": float(np.percentile(ms, 95)), "throughput": size * 1e3 / median})
     return rows
-
-
-def _batch_len(x) -> int:
-    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
 
 
 def measure_run(store, run_id: str, device: str = "auto", batch_size: int = 64, repeats: int = 100,

@@ -52,15 +52,19 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("SIDENETS_DB") or DEFAULT_DB)
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid) -> bool:
+    """True if the process exists and is not a zombie (an exited child nobody has reaped)."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        if Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     return True
 
 
@@ -163,7 +167,7 @@ class Store:
         host = socket.gethostname()
         for run_id, pid in con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
                                        [host]).fetchall():
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 con.execute("UPDATE runs SET status = 'failed', error = 'the training process ended without "
                             "finishing (killed?)' WHERE run_id = ?", [run_id])
 
@@ -201,7 +205,7 @@ class Store:
         for row in rows:
             for key in ("config", "versions"):
                 row[key] = json.loads(row[key]) if row[key] else {}
-            if row["status"] == "running" and row["host"] == host and not _pid_alive(row["pid"]):
+            if row["status"] == "running" and row["host"] == host and not pid_alive(row["pid"]):
                 row["status"], row["error"] = "failed", "the training process ended without finishing (killed?)"
         return rows
 

@@ -38,10 +38,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype of an amp setting on a device: bf16 on CUDA by default (or on CPU when
+    asked), None when autocast is off."""
+    return torch.bfloat16 if amp == "bf16" or (amp == "auto" and device.type == "cuda") else None
+
+
 def autocast(device: torch.device, amp: str):
-    """bf16 autocast on CUDA by default (or on CPU when asked); a no-op context otherwise."""
-    on = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+    """bf16 autocast where amp_dtype says so; a disabled (no-op) autocast otherwise."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_dtype(device, amp) is not None)
 
 
 def seed_everything(seed: int) -> None:
@@ -146,6 +151,13 @@ def _accuracies(out: dict) -> dict:
     return {h: float((z.argmax(1) == out["label"]).mean()) for h, z in out["heads"].items()}
 
 
+def device_label(device: torch.device) -> str:
+    """The device string stored with runs and latency rows: the GPU's name, or the CPU and its threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def provenance(device: torch.device) -> dict:
     import duckdb
     import torchvision
@@ -156,7 +168,7 @@ def provenance(device: torch.device) -> dict:
                                 timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name = device_label(device)
     versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "transformers": transformers.__version__, "numpy": np.__version__, "duckdb": duckdb.__version__}
     return {"device": name, "versions": versions, "git_commit": commit}

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "explorer" / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -33,19 +32,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(db: str | os.PathLike, port: int | None = None, timeout: float = 90.0, log_path: Path | None = None,
-          launcher: bool = False):
-    """Start the app on 127.0.0.1 with SIDENETS_DB=db (plain `streamlit run explorer/app.py`, or
-    `python -m explorer.serve` if ``launcher``); yield its URL."""
+def serve(db: str | os.PathLike, port: int | None = None, timeout: float = 90.0, log_path: Path | None = None):
+    """Start the app on 127.0.0.1 with SIDENETS_DB=db, the way `make run` does
+    (`python -m explorer.serve`); yield its URL."""
     port = port or free_port()
     env = {**os.environ, "SIDENETS_DB": str(db), "PYTHONUNBUFFERED": "1"}
     log_path = log_path or Path(tempfile.mkstemp(prefix="sidenets-serve-", suffix=".log")[1])
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "explorer.serve", "--address", "127.0.0.1", "--port", str(port)]
-                                if launcher else
-                                [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
-                                 "--server.port", str(port), "--server.headless", "true",
-                                 "--browser.gatherUsageStats", "false"], cwd=str(REPO), env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "explorer.serve", "--address", "127.0.0.1", "--port", str(port)],
+                                cwd=str(REPO), env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -152,7 +152,8 @@ def _prepared(path: str, run_id: str, stamp: str) -> dict[str | None, PreparedRu
     return _RUNS.get((path, run_id, stamp), load)
 
 
-def _stamp(run: dict) -> str:
+def run_stamp(run: dict) -> str:
+    """What a run's cached data depends on: its end, and latency measured later."""
     return run.get("_stamp") or str(run.get("finished_at") or run.get("created_at"))
 
 
@@ -166,7 +167,7 @@ def load_groups(configs: list[Configuration], runs: list[dict]) -> list[tuple[Co
         prepared = []
         for rid in cfg.run_ids:
             try:
-                prepared.append(_prepared(path, rid, _stamp(by_id[rid]))[cfg.attach])
+                prepared.append(_prepared(path, rid, run_stamp(by_id[rid]))[cfg.attach])
             except (UserError, KeyError) as err:
                 gone.append(f"{rid} ({err})")
         if prepared:
@@ -179,7 +180,7 @@ def load_groups(configs: list[Configuration], runs: list[dict]) -> list[tuple[Co
 
 def run_keys(runs: list[PreparedRun], all_runs: list[dict]) -> tuple:
     by_id = {r["run_id"]: r for r in all_runs}
-    return tuple((r.run_id, _stamp(by_id.get(r.run_id, {})), r.attach) for r in runs)
+    return tuple((r.run_id, run_stamp(by_id.get(r.run_id, {})), r.attach) for r in runs)
 
 
 _PER_RUNS = {"curve": explore.curve, "head_reliability": explore.head_reliability}
@@ -261,10 +262,6 @@ def signed(x: float, digits: int) -> str:
 
 def is_nan(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def pct(x, digits: int = 2) -> str:
-    return "–" if is_nan(x) else f"{100 * x:.{digits}f}%"
 
 
 def pm(ms: tuple[float, float], n_runs: int, scale: float = 100.0, digits: int = 2, unit: str = "%") -> str:

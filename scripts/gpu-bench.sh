@@ -3,7 +3,7 @@
 # real cascade against the full MainNet at a few batch sizes, with and without CUDA graphs.
 #   PY=python3 EPOCHS=1 SIDENETS_DB=/tmp/gpu.duckdb bash scripts/gpu-bench.sh
 # Needs CUDA, the engine's requirements (DuckDB included) and data/fashion-mnist (make data).
-set -u -o pipefail
+set -eu -o pipefail
 PY=${PY:-.venv/bin/python}
 export PYTHONUNBUFFERED=1 SIDENETS_DB=${SIDENETS_DB:-data/gpu-bench.duckdb}
 $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: this script measures the GPU')" || exit 2

@@ -9,6 +9,40 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+# -- the job queue (tests/test_jobs.py, tests/test_app_train.py) ------------------------------
+def wait_job(queue, job_id: str, until=lambda j: j["state"] in ("done", "failed", "cancelled"),
+             timeout: float = 300.0, watch=None) -> dict:
+    """Poll a job every 50 ms (calling ``watch`` on each poll) until ``until(job)``; fail with its log."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = queue.job(job_id)
+        if watch is not None:
+            watch(job)
+        if until(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {queue.job(job_id)['state']} after {timeout} s:\n{queue.log(job_id)}")
+
+
+def stop_queue(queue, timeout: float = 60.0) -> None:
+    """Cancel what is queued or running and wait for the worker to exit (kill it if it is stuck):
+    a test never leaves a training process behind."""
+    import signal
+    import time
+
+    for job in queue.jobs():
+        if job["state"] in ("queued", "running"):
+            queue.cancel(job["job_id"])
+    end = time.monotonic() + timeout
+    while queue.worker_alive() and time.monotonic() < end:
+        time.sleep(0.2)
+    pid_file = queue.dir / "worker.pid"
+    if queue.worker_alive() and pid_file.exists():
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash
@@ -20,9 +54,13 @@ def one_thread():
 
 
 def _smoke_config(dataset: str):
+    """The smoke preset's config for a dataset, on the CPU even where a GPU is visible (the tests
+    compare against CPU float32 recomputations; the CUDA tests move the trained run to the GPU)."""
+    import dataclasses
+
     from engine.config import preset
 
-    return next(cfg for cfg in preset("smoke") if cfg.dataset == dataset)
+    return dataclasses.replace(next(cfg for cfg in preset("smoke") if cfg.dataset == dataset), device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -47,8 +47,11 @@ def test_details_show_costs_epochs_and_provenance(explorer_dbs, open_app):
 def test_delete_asks_for_confirmation(explorer_dbs, open_app, tmp_path):
     db = tmp_path / "copy.duckdb"
     shutil.copy(explorer_dbs["many"], db)
+    configs = explore.group_runs(Store(db).list_runs())
+    victim_config = next(c for c in configs if c.has_sidenet and len(c.run_ids) > 1)  # a seed of a SideNet config
+    victim = victim_config.run_ids[-1]
     at = open_app(db, PAGE)
-    victim = at.selectbox(key="runs_selected").value
+    at.selectbox(key="runs_selected").set_value(victim).run()
     at.button(key="runs_delete").click().run()
     assert any("cannot be undone" in w.value for w in at.warning)
     at.button(key="runs_delete_cancel").click().run()
@@ -59,6 +62,9 @@ def test_delete_asks_for_confirmation(explorer_dbs, open_app, tmp_path):
     assert victim not in {r["run_id"] for r in Store(db).list_runs(include_all=True)}
     assert any(f"Deleted {victim}" in s.value for s in at.success)
     assert victim not in frame(at, "status")["run"].tolist()
-    # the other pages no longer show it
+    # the other pages no longer count it
     at.switch_page("views/tradeoff.py").run()
+    at.selectbox(key="dataset").set_value(victim_config.dataset).run()
     assert not at.exception
+    shown = dict(zip(frame(at, "exit (%)")["configuration"], frame(at, "exit (%)")["seeds"]))
+    assert shown[victim_config.label] == len(victim_config.run_ids) - 1

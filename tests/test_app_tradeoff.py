@@ -136,12 +136,6 @@ def test_bad_or_empty_database_gives_a_clear_message(explorer_dbs, open_app, whi
         assert any("DuckDB" in e.value for e in at.error)
 
 
-def test_train_page_works_without_a_database(explorer_dbs, open_app):
-    at = open_app(explorer_dbs["missing"], "views/train.py")
-    assert not at.exception
-    assert any("Train" == t.value for t in at.title)
-
-
 def test_a_run_deleted_while_shown(explorer_dbs, open_app, engine_groups, tmp_path, monkeypatch):
     db = tmp_path / "copy.duckdb"
     shutil.copy(explorer_dbs["many"], db)

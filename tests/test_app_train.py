@@ -1,29 +1,13 @@
 """AppTest: the Train page -- the form, the queue, a crashing job, a cancelled job (real worker)."""
 import shutil
-import time
 
+from conftest import stop_queue, wait_job
 from engine.jobs import JobQueue
 
 PAGE = "views/train.py"
 
 
-def wait(queue: JobQueue, job_id: str, states=("done", "failed", "cancelled"), timeout: float = 240.0) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job = queue.job(job_id)
-        if job["state"] in states:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still {queue.job(job_id)['state']} after {timeout} s:\n{queue.log(job_id)}")
-
-
-def wait_worker_gone(queue: JobQueue, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while queue.worker_alive() and time.monotonic() < end:
-        time.sleep(0.3)
-
-
-def test_page_says_the_device_and_shows_presets(explorer_dbs, open_app, tmp_path):
+def test_page_says_the_device_and_shows_presets(open_app, tmp_path):
     at = open_app(tmp_path / "new.duckdb", PAGE)  # no DB yet: training creates it
     assert not at.exception
     text = " ".join(c.value for c in at.caption)
@@ -49,12 +33,12 @@ def test_crashing_job_is_reported_and_the_app_stays_up(explorer_dbs, open_app, t
     job_id = queue.submit({"model": "resnet18", "dataset": "fashion-mnist", "limit": 64, "epochs": 1,
                            "init_from": "no-such-run"}, [0], label="crashes inside train_run")
     at = open_app(db, PAGE)  # the page starts a worker for the queued job
-    job = wait(queue, job_id)
+    job = wait_job(queue, job_id)
     assert job["state"] == "failed" and "no-such-run" in job["error"]
     at.run()
     assert not at.exception
     assert any("Failed:" in e.value and "no run 'no-such-run'" in e.value for e in at.error)
-    wait_worker_gone(queue)
+    stop_queue(queue)
 
 
 def test_queue_from_the_form_then_cancel(open_app, tmp_path):
@@ -71,11 +55,11 @@ def test_queue_from_the_form_then_cancel(open_app, tmp_path):
     assert any("Queued 1 job" in s.value for s in at.success)
     at.button(key=f"cancel:{job['job_id']}").click().run()
     assert not at.exception
-    job = wait(queue, job["job_id"])
+    job = wait_job(queue, job["job_id"])
     assert job["state"] == "cancelled"
     at.run()
     assert any("Cancelled" in w.value for w in at.warning)
-    wait_worker_gone(queue)
+    stop_queue(queue)
     from engine.store import Store
 
     if db.exists():  # it may have been cancelled before it registered a run

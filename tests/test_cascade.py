@@ -271,7 +271,7 @@ def test_cuda_graphs_give_the_eager_answers(smoke_image_run):
             torch.testing.assert_close(a.logits, b.logits, rtol=1e-3, atol=1e-3)
         streamed = torch.cat([o.pred for o in graphed.stream(batches)])
         assert torch.equal(streamed, torch.cat([eager(x).pred for x in batches]))
-    assert 0 < len(graphed._graphed["rest"].graphs) <= 8  # padded to powers of two
+    assert 0 < len(graphed._pieces["rest"].graphs) <= 8  # padded to powers of two
 
 
 def test_cuda_graphs_need_cuda(smoke_image_run):
@@ -401,6 +401,10 @@ def test_latency_costs_come_from_one_device_the_last_measured():
     assert (ms.trunk, ms.rest, ms.full) == (0.2, 0.3, 0.4)
     assert path_costs(costs, latency[:3], "layer1")["ms"].full == 7.0
     assert path_costs(costs, [], "layer1").keys() == {"params", "macs"}
+    # a MainNet-only run: its measured full time is its one path
+    alone = {"none": {part: {"params": 1.0, "macs": 1.0} for part in ("trunk", "sidenet", "rest")}}
+    ms = path_costs(alone, [{**row("cpu", "full", 7.0, "2026-01-01"), "attach": "none"}], None)["ms"]
+    assert (ms.trunk, ms.rest, ms.full) == (7.0, 0.0, 7.0)
 
 
 def test_bench_cascade(smoke_runs, capsys):

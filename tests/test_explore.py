@@ -162,8 +162,8 @@ def test_cost_kinds_are_the_common_ones():
 # ------------------------------------------------------------------------------ tables
 def test_tables(three):
     runs = [p for p, _ in three]
-    cfg = explore.Configuration("d", "resnet18", "joint", "layer1", 32, "linear-bn-relu", ("r0", "r1", "r2"), (0, 1, 2))
-    alone = explore.Configuration("d", "resnet18", "mainnet-only", None, None, None, ("m",), (0,))
+    cfg = explore.Configuration("d", "resnet18", "joint", "layer1", 32, "linear-bn-relu", ("r0", "r1", "r2"))
+    alone = explore.Configuration("d", "resnet18", "mainnet-only", None, None, None, ("m",))
     groups = [(cfg, runs), (alone, runs[:1])]
     t3 = explore.accuracy_table(groups)
     assert len(t3) == 1 and t3[0]["thetas"] == explore.PAPER_THETAS and t3[0]["seeds"] == 3

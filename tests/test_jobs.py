@@ -1,11 +1,10 @@
 """engine.jobs: the background training queue, for real (a detached worker, job processes, the smoke preset)."""
 import fcntl
 import json
-import os
-import time
 
 import pytest
 
+from conftest import stop_queue, wait_job
 from engine import explore
 from engine.config import preset
 from engine.errors import UserError
@@ -13,33 +12,11 @@ from engine.jobs import JobQueue, parse_seeds, progress_fraction, progress_text,
 from engine.store import Store
 
 
-def wait(queue: JobQueue, job_id: str, until=lambda j: j["state"] in ("done", "failed", "cancelled"),
-         timeout: float = 300.0, watch=None) -> dict:
-    """Poll the job every 50 ms (calling ``watch`` on each poll) until ``until(job)``."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job = queue.job(job_id)
-        if watch is not None:
-            watch(job)
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {queue.job(job_id)['state']} after {timeout} s:\n{queue.log(job_id)}")
-
-
 @pytest.fixture
 def queue(tmp_path):
     q = JobQueue(tmp_path / "jobs", tmp_path / "runs.duckdb")
     yield q
-    for job in q.jobs():  # never leave a training process behind
-        if job["state"] in ("queued", "running"):
-            q.cancel(job["job_id"])
-    end = time.monotonic() + 60
-    while q.worker_alive() and time.monotonic() < end:
-        time.sleep(0.2)
-    pid_file = q.dir / "worker.pid"
-    if q.worker_alive() and pid_file.exists():  # a worker this test started, stuck: stop it
-        os.kill(int(pid_file.read_text()), 15)
+    stop_queue(q)
 
 
 # ------------------------------------------------------------------------------ no processes
@@ -115,9 +92,9 @@ def test_crashing_jobs_fail_with_their_message_and_a_smoke_job_completes(queue):
     good = queue.submit(cfg, [0], label="smoke: resnet18")
     assert queue.ensure_worker()
     assert not queue.ensure_worker()  # one worker at a time
-    job = wait(queue, bad_key)
+    job = wait_job(queue, bad_key)
     assert job["state"] == "failed" and "no_such_field" in job["error"]
-    job = wait(queue, bad_model)
+    job = wait_job(queue, bad_model)
     assert job["state"] == "failed" and "unknown model 'resnet-nope'" in job["error"]
 
     phases, fractions, seen_complete = [], [], []
@@ -134,7 +111,7 @@ def test_crashing_jobs_fail_with_their_message_and_a_smoke_job_completes(queue):
                 seen_complete.append(run["run_id"])
                 assert explore.prepare_run(reader, run["run_id"])  # a complete run is whole
 
-    job = wait(queue, good, watch=watch)
+    job = wait_job(queue, good, watch=watch)
     assert job["state"] == "done", queue.log(good)
     assert job["fraction"] == 1.0 and len(job["run_ids"]) == 1
     assert phases[0][0] == "loading" and phases[-1][0] == "finished"  # the progress file was updated as it ran
@@ -154,14 +131,14 @@ def test_cancel_a_running_job_leaves_no_complete_run(queue):
     waiting = queue.submit(cfg, [1], label="queued behind it")
     queue.ensure_worker()
     # wait until it is really training (a progress report with a step)
-    job = wait(queue, running, timeout=240,
+    job = wait_job(queue, running, timeout=240,
                until=lambda j: (j["progress"] or {}).get("step") or j["state"] not in ("queued", "running"))
     assert job["state"] == "running" and job["progress"]["phase"] == "training", queue.log(running)
     assert job["progress"]["epochs"] == 50 and job["progress"]["steps"] == 32 and 0 < job["fraction"] < 0.05
     assert queue.cancel(waiting) == "cancelled"  # still queued: never starts
     assert queue.job(waiting)["state"] == "cancelled"
     queue.cancel(running)
-    job = wait(queue, running, timeout=120)
+    job = wait_job(queue, running, timeout=120)
     assert job["state"] == "cancelled" and job["run_ids"] == []
     runs = Store(queue.db).list_runs(include_all=True)
     assert [r["status"] for r in runs] == ["failed"]  # the run it had started is recorded as failed

@@ -7,6 +7,7 @@ Blocks are the encoder layers; attach point "encoderK" reads the hidden state af
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 
@@ -29,8 +30,10 @@ PAPER_ATTACH = {"distilbert-base-uncased": 1, "bert-base-uncased": 4, "bert-larg
                 "minilm-l6": 1, "mpnet-base": 4}
 
 
+@functools.lru_cache(maxsize=1)
 def _hub_reachable() -> bool:
-    """A quick DNS check, so that an offline machine fails in a second instead of retrying for a minute."""
+    """A quick DNS check (once per process), so that an offline machine fails in a second instead
+    of retrying for a minute."""
     import socket
 
     try:

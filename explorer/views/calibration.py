@@ -14,7 +14,7 @@ with_side = state.require_sidenet(configs, "Calibration compares a SideNet with 
                                            "a SideNet yet. Train one on the Train page.")
 
 c1, c2, c3 = st.columns([1.2, 2.6, 1.4])
-dataset = state.dataset_select(explore.select(configs, sidenet=True), c1)
+dataset = state.dataset_select(with_side, c1)
 in_dataset = explore.select(with_side, dataset=dataset)
 labels = [c.label for c in in_dataset]
 chosen = c2.selectbox("Configuration", labels, key=f"calib_config:{dataset}")

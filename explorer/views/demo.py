@@ -19,6 +19,7 @@ from engine.cascade import Cascade, auto_theta_for_run
 from engine.errors import UserError
 from engine.store import Store
 from engine.train import pick_device
+from explorer import state
 
 GALLERY_PAGE = 12
 TIMING_REPEATS = 7
@@ -40,11 +41,6 @@ def auto_theta(db_path: str, version: tuple, run_id: str, attach: str) -> dict |
         return auto_theta_for_run(Store(db_path), run_id, attach)
     except UserError:
         return None
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def list_runs(db_path: str, version: tuple) -> list[dict]:
-    return Store(db_path).list_runs()
 
 
 @st.cache_data(max_entries=8, show_spinner="Decoding the image…")
@@ -75,17 +71,8 @@ st.header("Live demo: a real early exit")
 st.caption("One input through the cascade: the SideNet answers when its confidence reaches theta; otherwise "
            "the same intermediate tensor continues through the rest of the MainNet.")
 
-store = Store()
-try:
-    runs = list_runs(str(store.path), store.version())
-except UserError as err:
-    runs, problem = [], str(err)
-else:
-    problem = None
-if not runs:
-    st.info(problem or "No complete runs in the cache yet. Train one first, e.g. "
-            "`python -m engine train --preset quickstart`.")
-    st.stop()
+runs = state.require_runs()
+store = state.store()
 
 by_label = {D.run_label(r): r for r in runs}
 labels = list(by_label)
@@ -114,7 +101,14 @@ theta = st.slider("theta (exit when the SideNet's confidence ≥ theta; 1 = neve
 if auto:
     st.caption(f"Suggested theta {auto['theta']:.3f}: the largest exit ({auto['exit_fraction']:.0%} of the validation "
                f"split) that loses at most {auto['max_drop']:.1%} accuracy against the MainNet.")
-cascade = Cascade(model, attach, theta, amp=(run.get("config") or {}).get("amp", "auto"))
+# One Cascade per session and run (theta is a per-session setting), kept across reruns: on CUDA
+# its pieces are CUDA graphs, captured once.
+cascades = st.session_state.setdefault("demo_cascades", {})
+cascade_key = (str(store.path), run["run_id"], attach, device)
+if cascade_key not in cascades or cascades[cascade_key].model is not model:
+    cascades[cascade_key] = Cascade(model, attach, theta, amp=(run.get("config") or {}).get("amp", "auto"))
+cascade = cascades[cascade_key]
+cascade.theta = theta
 class_names = run.get("class_names") or data.class_names
 
 # ----------------------------------------------------------------------------- the input
@@ -163,7 +157,11 @@ else:
 # ----------------------------------------------------------------------------- the cascade
 try:
     x = D.to_batch(raw, data, collate, device)
-    result = D.run_single(cascade, x, class_names, repeats=TIMING_REPEATS)
+    result_key = (cascade_key, theta, input_key)  # the same question is not re-run (and re-timed) on a rerun
+    if st.session_state.get("demo_result_key") != result_key:
+        st.session_state["demo_result"] = D.run_single(cascade, x, class_names, repeats=TIMING_REPEATS)
+        st.session_state["demo_result_key"] = result_key
+    result = st.session_state["demo_result"]
 except UserError as err:
     st.error(str(err))
     st.stop()

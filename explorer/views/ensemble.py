@@ -37,8 +37,24 @@ st.caption("All test samples through each head (no exits), mean ± std over seed
 kinds = explore.cost_kinds([r for _, rs in groups for r in rs])
 kind = state.cost_kind_select(kinds, st, key="ens_cost_kind")
 div, unit = state.cost_unit(kind, max(rs[0].costs[kind].full for _, rs in groups))
-plain_curves = [(cfg, state.config_curve(rs, runs, ensemble=False)) for cfg, rs in groups]
-ens_curves = [(cfg, state.config_curve(rs, runs, ensemble=True)) for cfg, rs in groups]
+
+
+def base_figure() -> dict:
+    """The theta-independent part of the chart: each configuration's plain (and ensemble) curve."""
+    data = []
+    for i, (cfg, rs) in enumerate(groups):
+        col = charts.color(i)
+        data += charts.curve_traces(f"{cfg.label}, MainNet fallback", state.config_curve(rs, runs, ensemble=False),
+                                    kind, div, unit, col, dash="dot" if on else "solid", band=not on, group=cfg.label)
+        if on:
+            data += charts.curve_traces(f"{cfg.label}, ensemble fallback", state.config_curve(rs, runs, ensemble=True),
+                                        kind, div, unit, col, group=cfg.label)
+    return charts.figure(data, charts.layout(f"average {state.COST_NAMES[kind]} per input ({unit})",
+                                             "test accuracy (%)"))
+
+
+base = state.memo(("ensemble-figure", kind, div, on, tuple((cfg.label, state.run_keys(rs, runs)) for cfg, rs in groups)),
+                  base_figure)
 
 
 @st.fragment
@@ -63,20 +79,10 @@ def live() -> None:
     st.dataframe(pd.DataFrame(table), hide_index=True, key="ens_at_theta",
                  column_config={k: st.column_config.NumberColumn(format="%.2f") for k in table[0] if k != "configuration"})
 
-    data = []
-    for i, (cfg, curve) in enumerate(plain_curves):
-        col = charts.color(i)
-        data += charts.curve_traces(f"{cfg.label}, MainNet fallback", curve, kind, div, unit, col,
-                                    dash="dot" if on else "solid", band=not on, group=cfg.label)
-        if on:
-            data += charts.curve_traces(f"{cfg.label}, ensemble fallback", ens_curves[i][1], kind, div, unit, col,
-                                        group=cfg.label)
-        s = summaries[i][1]
-        data.append(charts.point_trace(f"{cfg.label} at θ", s[f"avg_{kind}"], s["accuracy"], div, unit, col,
-                                       symbol="diamond", size=13, group=cfg.label, show_legend=False,
-                                       text=f"θ = {theta:.3f}"))
-    charts.show(charts.figure(data, charts.layout(f"average {state.COST_NAMES[kind]} per input ({unit})",
-                                                  "test accuracy (%)")), key="ens_chart")
+    markers = [charts.point_trace(f"{cfg.label} at θ", s[f"avg_{kind}"], s["accuracy"], div, unit, charts.color(i),
+                                  symbol="diamond", size=13, group=cfg.label, show_legend=False, text=f"θ = {theta:.3f}")
+               for i, (cfg, s, _, _) in enumerate(summaries)]
+    charts.show(charts.with_extra(base, markers), key="ens_chart")
     st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
                "logits are already computed); only the deferred samples' answers change.")
 

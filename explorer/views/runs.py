@@ -31,7 +31,7 @@ if st.session_state.get("runs_selected") not in ids:
     st.session_state["runs_selected"] = ids[0]
 run_id = st.selectbox("Run details", ids, key="runs_selected")
 run = next(r for r in runs if r["run_id"] == run_id)
-stamp = run.get("_stamp") or str(run.get("finished_at") or run.get("created_at"))
+stamp = state.run_stamp(run)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

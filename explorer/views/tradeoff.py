@@ -80,20 +80,21 @@ def live() -> None:
                    help=f"MainNet alone: {state.fmt_cost(s[f'full_{k}'][0], k)} per input. "
                         f"Saving: {state.pm(s[f'saving_{k}'], n, digits=1)}.")
 
-    markers = [charts.point_trace(f"{c.label} at θ", (x[f"avg_{kind}"][0], x[f"avg_{kind}"][1]), x["accuracy"], div,
+    markers = [charts.point_trace(f"{c.label} at θ", x[f"avg_{kind}"], x["accuracy"], div,
                                   unit, colors[c.id], symbol="diamond", size=13, group=c.label, show_legend=False,
                                   text=f"θ = {theta:.3f}, exit {100 * x['exit_fraction'][0]:.1f}%")
                for c, x in summaries]
     charts.show(charts.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)"),
                 key="tradeoff_chart")
 
+    units = {k: state.cost_unit(k, max(x[f"full_{k}"][0] for _, x in summaries)) for k in kinds}  # one per column
     rows = []
     for c, x in summaries:
         row = {"configuration": c.label, "seeds": x["n_runs"], "accuracy (%)": 100 * x["accuracy"][0],
                "± std": 100 * x["accuracy"][1], "exit (%)": 100 * x["exit_fraction"][0],
                "MainNet (%)": 100 * x["main_accuracy"][0]}
         for k in kinds:
-            kd, ku = state.cost_unit(k, x[f"full_{k}"][0])
+            kd, ku = units[k]
             row[f"avg {ku}"] = x[f"avg_{k}"][0] / kd
             row[f"{state.SHORT_COST_NAMES[k]} saved (%)"] = 100 * x[f"saving_{k}"][0]
         rows.append(row)
