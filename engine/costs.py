@@ -1,26 +1,36 @@
 """Cost of each path of a cascade: parameters and MACs per input, counted, not hand-derived.
 
-Parameters: every parameter of the modules a path actually calls (forward hooks).
-MACs: torch.utils.flop_counter on a real example batch, FLOPs / 2 / batch size.
+Parameters: every parameter of the modules a path actually calls (forward pre-hooks).
+MACs: torch.utils.flop_counter, FLOPs / 2 per input. Attention runs on PyTorch's math kernel while
+counting, so its matmuls count on every device (the CPU's fused kernel would count as zero).
+Images: one batch of test inputs (every input costs the same). Text: each distinct token length
+of the test split counted once, unpadded, and averaged over the split's inputs (an input pays for
+its own length, not for its batch's longest).
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.model import SideNetModel
 
+PARTS = ("trunk", "sidenet", "rest", "full")
 
-def _count(root: nn.Module, fn, batch_size: int) -> dict:
+
+def _count(root: nn.Module, fn, batch_size: int) -> tuple[dict, object]:
     """Run fn() once; the parameters of the modules it called and its MACs per input."""
     called: dict[int, nn.Module] = {}
+
     def note(module, _args):
         called[id(module)] = module
 
     hooks = [m.register_forward_pre_hook(note) for m in root.modules()]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             out = fn()
     finally:
         for h in hooks:
@@ -29,24 +39,57 @@ def _count(root: nn.Module, fn, batch_size: int) -> dict:
     return {"params": int(params), "macs": counter.get_total_flops() / 2 / batch_size}, out
 
 
-def path_costs(model: SideNetModel, example_input, batch_size: int) -> dict[int, dict[str, dict]]:
-    """{k: {"trunk"|"sidenet"|"rest"|"full": {"params", "macs"}}} for each attach point k.
-
-    With no SideNet (mainnet-only runs) the key is 0 and only "full" is meaningful.
-    """
+def measure_paths(model: SideNetModel, example_input, batch_size: int) -> dict[int, dict[str, dict]]:
+    """{k: {"trunk"|"sidenet"|"rest"|"full": {"params", "macs"}}} for each attach point k, per input
+    of ``example_input`` (a batch of ``batch_size``). With no SideNet (mainnet-only) the key is 0."""
     was = model.training
     model.eval()
     net = model.mainnet
     full, _ = _count(net, lambda: net(example_input), batch_size)
-    result = {}
-    for k in model.attach or [0]:
-        if k == 0:
-            result[0] = {"trunk": full, "sidenet": {"params": 0, "macs": 0.0}, "rest": {"params": 0, "macs": 0.0}, "full": full}
-            continue
-        trunk, x_c = _count(net, lambda: net.trunk(example_input, k), batch_size)
+    zero = {"params": 0, "macs": 0.0}
+    result = {0: {"trunk": full, "sidenet": zero, "rest": zero, "full": full}} if not model.attach else {}
+    for k in model.attach:
+        trunk, x_c = _count(net, lambda k=k: net.trunk(example_input, k), batch_size)
         side_net = model.sidenets[str(k)]
         side, _ = _count(side_net, lambda: side_net(net.side_features(x_c)), batch_size)
-        rest, _ = _count(net, lambda: net.rest(x_c, k), batch_size)
+        rest, _ = _count(net, lambda k=k: net.rest(x_c, k), batch_size)
         result[k] = {"trunk": trunk, "sidenet": side, "rest": rest, "full": full}
     model.train(was)
     return result
+
+
+def _average(parts: list[tuple[int, dict]]) -> dict:
+    """Weighted mean over (count, measure_paths result) pairs, per attach point and part."""
+    total = sum(n for n, _ in parts)
+    first = parts[0][1]
+    return {k: {part: {"params": first[k][part]["params"],
+                       "macs": sum(n * r[k][part]["macs"] for n, r in parts) / total} for part in PARTS}
+            for k in first}
+
+
+def run_costs(model: SideNetModel, data, collate, device: torch.device, names: dict[int, str]) -> dict:
+    """{attach name (or "none"): {part: {"params", "macs"}}} per input of the run's test split."""
+    if data.kind == "image":
+        items = [data.test[i] for i in range(min(16, len(data.test)))]
+        x = collate(items)[0].to(device)
+        by_k = measure_paths(model, x.contiguous(memory_format=torch.channels_last), len(items))
+    else:
+        by_k = _average(list(_text_lengths(model, data, collate, device)))
+    return {names.get(k, "none"): parts for k, parts in by_k.items()}
+
+
+def _text_lengths(model: SideNetModel, data, collate, device):
+    """(how many test sentences have this token length, measure_paths of one of them unpadded)."""
+    texts = [data.test[i] for i in range(len(data.test))]
+    lengths: Counter = Counter()
+    example: dict[int, tuple] = {}
+    for start in range(0, len(texts), 256):
+        batch = texts[start:start + 256]
+        tokens, _ = collate(batch)
+        for row, n in enumerate(tokens["attention_mask"].sum(1).tolist()):
+            lengths[n] += 1
+            example.setdefault(n, batch[row])
+    for n, count in sorted(lengths.items()):
+        tokens, _ = collate([example[n]])
+        assert tokens["input_ids"].shape[1] == n  # one sentence alone: no padding
+        yield count, measure_paths(model, {k: v.to(device) for k, v in tokens.items()}, 1)

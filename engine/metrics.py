@@ -4,10 +4,17 @@ Pure numpy. Shapes: ``N`` samples, ``C >= 2`` classes, ``T`` thresholds, ``B`` b
 A binary head is stored as two-way logits ``[0, z]``, so its confidence is the top-label
 probability ``max(p, 1 - p)`` like any other softmax (never ``P(y = 1)``).
 
-Exit rule, the same everywhere: a sample exits with the SideNet's answer iff
-``conf >= theta``, except that ``theta >= 1.0`` means "never exit" (a saturated float
-softmax reaches exactly 1.0). ``theta = 0`` exits everything. A theta outside [0, 1]
-raises ``ValueError``.
+Exit rule, the same everywhere (metrics, explorer, runtime): a sample exits with the SideNet's
+answer iff ``score >= theta``, except that ``theta >= 1.0`` means "never exit" (a saturated float
+softmax reaches exactly 1.0). ``theta = 0`` exits everything. A theta outside [0, 1] raises
+``ValueError``. The score (``exit_score``) is, by rule:
+
+- ``"max-prob"`` (default): the top-label softmax probability, ``max(p, 1 - p)`` for a binary head;
+- ``"margin"``: top-1 minus top-2 probability, ``|2p - 1|`` for a binary head (under it the
+  paper's Table 3 thetas of 0.2 and 0.4 differ; under max-prob both exit every binary sample).
+
+Calibration (ECE, reliability) always uses the top-label confidence, whatever the exit rule.
+Statistics over seeds: mean and SAMPLE standard deviation (ddof=1; NaN for a single run).
 """
 from __future__ import annotations
 
@@ -68,6 +75,20 @@ def confidence_and_prediction(logits, dtype=np.float64) -> tuple[np.ndarray, np.
     return conf, pred
 
 
+EXIT_RULES = ("max-prob", "margin")
+
+
+def exit_score(logits, rule: str = "max-prob") -> np.ndarray:
+    """The exit rule's score ``(N,)`` in [0, 1], float64, of ``(N, C)`` logits."""
+    if rule == "max-prob":
+        return confidence_and_prediction(logits)[0]
+    if rule != "margin":
+        raise ValueError(f"unknown exit rule {rule!r}; choose one of {EXIT_RULES}")
+    p = softmax(logits)
+    top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
+    return np.abs(top2[:, 1] - top2[:, 0])
+
+
 def head_accuracy(logits, labels) -> float:
     """Fraction of samples whose argmax of ``(N, C)`` logits equals ``labels (N,)``."""
     return float(np.mean(_logits(logits).argmax(axis=1) == np.asarray(labels)))
@@ -114,13 +135,16 @@ class ThetaCurve:
     ensemble: bool = False
 
     @classmethod
-    def from_logits(cls, side_logits, main_logits, labels, ensemble=False, dtype=np.float64):
+    def from_logits(cls, side_logits, main_logits, labels, ensemble=False, dtype=np.float64, exit_rule="max-prob"):
         """From ``side_logits (N, C)``, ``main_logits (N, C)``, ``labels (N,)``.
 
         Deferred samples get the MainNet's answer, or argmax(side + main) if ``ensemble``.
+        ``conf`` holds the exit rule's scores (the top-label confidence for "max-prob").
         """
         side, main, labels = _inputs(side_logits, main_logits, labels)
         side_conf, side_pred = confidence_and_prediction(side, dtype)
+        if exit_rule != "max-prob":
+            side_conf = exit_score(side, exit_rule)
         main_ok = main.argmax(axis=1) == labels
         fallback_ok = ensemble_logits(side, main, dtype).argmax(axis=1) == labels if ensemble else main_ok
         return cls.from_outcomes(side_conf, side_pred == labels, fallback_ok, main_ok.mean(), ensemble)
@@ -237,31 +261,33 @@ def calibration(logits, labels, **kw) -> Reliability:
 
 
 def population_masks(side_conf, theta) -> dict[str, np.ndarray]:
-    """Boolean ``(N,)`` masks "exited" and "deferred" at one scalar theta (the exit rule)."""
+    """Boolean ``(N,)`` masks "exited" and "deferred" at one scalar theta (the exit rule), from
+    the SideNet's exit scores ``side_conf (N,)``."""
     t = float(_check_theta(theta))
     conf = np.asarray(side_conf)
     exited = (conf >= t) if t < 1.0 else np.zeros(conf.shape, dtype=bool)
     return {"exited": exited, "deferred": ~exited}
 
 
-def cascade_confidence_and_correct(side_logits, main_logits, labels, theta, ensemble=False):
+def cascade_confidence_and_correct(side_logits, main_logits, labels, theta, ensemble=False, exit_rule="max-prob"):
     """Per-sample ``(conf (N,), correct (N,))`` of the answer the cascade gives at theta.
 
-    Exited samples: the SideNet's; deferred: the MainNet's (or the ensemble softmax's).
+    Exited samples: the SideNet's; deferred: the MainNet's (or the ensemble softmax's). conf is
+    the top-label confidence of the answer given; the exit itself follows ``exit_rule``.
     """
     side, main, labels = _inputs(side_logits, main_logits, labels)
     side_conf, side_pred = confidence_and_prediction(side)
     fb_conf, fb_pred = confidence_and_prediction(ensemble_logits(side, main) if ensemble else main)
-    exited = population_masks(side_conf, theta)["exited"]
+    exited = population_masks(exit_score(side, exit_rule), theta)["exited"]
     return np.where(exited, side_conf, fb_conf), np.where(exited, side_pred, fb_pred) == labels
 
 
 def mean_std(values, axis=0) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-aware mean and std (ddof=0) over runs; one run gives std 0, all-NaN gives NaN."""
+    """NaN-aware mean and SAMPLE std (ddof=1) over runs; fewer than two values give std NaN."""
     v = np.asarray(values, dtype=np.float64)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, silently
-        return np.nanmean(v, axis=axis), np.nanstd(v, axis=axis)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN / single-value slices: NaN, silently
+        return np.nanmean(v, axis=axis), np.nanstd(v, axis=axis, ddof=1)
 
 
 def theta_grid(step=0.005) -> np.ndarray:

@@ -1,21 +1,18 @@
-"""SideNets Explorer: `streamlit run explorer/app.py` (or `make run`).
+"""SideNets Explorer: `python -m explorer.serve` (or `make run`; `streamlit run explorer/app.py` works too).
 
 One entry file with st.navigation; one file per page in explorer/views/ (not `pages/`: Streamlit
 would take a `pages/` folder beside the entry for a legacy multipage app). The DB is
 $SIDENETS_DB (default data/sidenets.duckdb); the app only ever opens it read-only and briefly.
+The `explorer` and `engine` packages are importable because `make setup` installs the project
+in editable mode.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # `streamlit run explorer/app.py` puts only explorer/ on the path
-    sys.path.insert(0, str(HERE.parent))
-
-import streamlit as st  # noqa: E402
-
-from explorer import state  # noqa: E402
+from engine.errors import UserError
+from explorer import cache, widgets
+from explorer.formatting import md_escape
 
 st.set_page_config(page_title="SideNets Explorer", page_icon=":material/call_split:", layout="wide")
 
@@ -23,8 +20,10 @@ PAGES = [
     st.Page("views/tradeoff.py", title="Trade-off", icon=":material/show_chart:", default=True),
     st.Page("views/calibration.py", title="Calibration", icon=":material/tune:"),
     st.Page("views/ensemble.py", title="Ensemble", icon=":material/merge:"),
+    st.Page("views/paper.py", title="Paper tables", icon=":material/table_chart:"),
     st.Page("views/demo.py", title="Live demo", icon=":material/bolt:"),
     st.Page("views/runs.py", title="Runs", icon=":material/table_rows:"),
+    st.Page("views/design.py", title="Design a SideNet", icon=":material/design_services:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
 ]
 
@@ -32,13 +31,16 @@ page = st.navigation(PAGES)
 
 with st.sidebar:
     st.markdown("**SideNets Explorer**")
-    st.caption(f"Database: `{state.db_path()}` ({state.env_db_note()})")
-    problem = state.db_problem()
+    try:
+        st.caption(f"Database: {md_escape(cache.db_path())} ({widgets.env_db_note()})")
+    except UserError as err:
+        st.caption(f":red[{md_escape(err)}]")
+    problem = cache.db_problem()
     if problem:
-        st.caption(f":red[{problem}]")
+        st.caption(f":red[{md_escape(problem)}]")
     else:
-        n = len(state.list_runs())
+        n = len(cache.list_runs())
         st.caption(f"{n} complete run{'s' if n != 1 else ''}")
-    state.sidebar_jobs()
+    widgets.sidebar_jobs()
 
 page.run()

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "explorer" / "app.py"
+APP = Path(__file__).resolve().parent / "app.py"
 GOAL_MS = 150.0
 PAGES = ("views/tradeoff.py", "views/calibration.py")
 
@@ -89,7 +88,7 @@ def _source_store(path: str | None, workdir: Path):
             return default
     except Exception:  # noqa: BLE001  a bad default DB: fall through to training
         pass
-    from engine.config import preset
+    from engine.presets import preset
     from engine.train import train_run
 
     print("no source DB with a SideNet run: training the smoke preset's ResNet-18 run first (~1 min)",

@@ -1,4 +1,4 @@
-"""Plotly figures of the explorer, as plain figure dicts (layout only: numbers come from engine.explore).
+"""Plotly figures of the explorer, as plain figure dicts (layout only: numbers come from engine.analysis).
 
 Why dicts: building ``plotly.graph_objects`` figures validates every property and expands
 templates, ~100 ms per chart on a small CPU -- most of a rerun. The dicts here are valid
@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+
+from engine.analysis.summary import MeanStd
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22"]
@@ -71,7 +73,7 @@ def curve_traces(label: str, curve: dict, kind: str, div: float, unit: str, col:
                  band: bool = True, group: str | None = None) -> list[dict]:
     """The mean accuracy-vs-cost line of one configuration over theta, with a ±std band."""
     x = np.asarray(curve[f"avg_{kind}_mean"]) / div
-    y, s = np.asarray(curve["accuracy_mean"]) * 100, np.asarray(curve["accuracy_std"]) * 100
+    y, s = np.asarray(curve["accuracy_mean"]) * 100, np.nan_to_num(np.asarray(curve["accuracy_std"])) * 100
     group = group or label
     traces = []
     if band and np.any(s > 0):
@@ -89,11 +91,11 @@ def curve_traces(label: str, curve: dict, kind: str, div: float, unit: str, col:
     return traces
 
 
-def point_trace(label: str, x_ms: tuple, y_ms: tuple, div: float, unit: str, col: str, symbol: str = "square",
+def point_trace(label: str, x: MeanStd, y: MeanStd, div: float, unit: str, col: str, symbol: str = "square",
                 size: int = 11, group: str | None = None, show_legend: bool = True, text: str | None = None) -> dict:
-    """One marker with ±std error bars on both axes (x, y given as (mean, std); y a fraction)."""
-    xs, ys = float(x_ms[1]) / div, float(y_ms[1]) * 100
-    return {"type": "scatter", "x": _list([x_ms[0] / div]), "y": _list([y_ms[0] * 100]), "mode": "markers",
+    """One marker with ±std error bars on both axes (y a fraction; no bars for one run)."""
+    xs, ys = np.nan_to_num(x.std / div), np.nan_to_num(y.std * 100)
+    return {"type": "scatter", "x": _list([x.mean / div]), "y": _list([y.mean * 100]), "mode": "markers",
             "name": label, "legendgroup": group or label, "showlegend": show_legend,
             "marker": {"color": col, "symbol": symbol, "size": size, "line": {"color": "white", "width": 1}},
             "error_y": {"type": "data", "array": _list([ys]), "visible": bool(ys > 0), "color": col},
@@ -106,7 +108,7 @@ def reliability_figure(series: list[tuple[str, dict, str]], height: int = 440) -
     """Reliability diagram (the paper's Figure 3): per-bin accuracy (±std over seeds) of each
     series as bars, the diagonal of perfect calibration, and the samples per bin below.
 
-    series: (name, explore.reliability_summary dict, colour).
+    series: (name, engine.analysis.calibration.reliability_summary dict, colour).
     """
     lay = layout("", "", height)
     lay.update(barmode="overlay", bargap=0,
@@ -127,7 +129,7 @@ def reliability_figure(series: list[tuple[str, dict, str]], height: int = 440) -
         custom = np.stack([edges[:-1], edges[1:], np.nan_to_num(conf, nan=-1), rel["count_mean"]], axis=1).round(5)
         data.append({"type": "bar", "x": xs, "y": _list(np.asarray(rel["accuracy_mean"]) * 100), "width": w,
                      "name": name, "legendgroup": name, "marker": {"color": col},
-                     "error_y": {"type": "data", "array": _list(np.asarray(rel["accuracy_std"]) * 100),
+                     "error_y": {"type": "data", "array": _list(np.nan_to_num(np.asarray(rel["accuracy_std"])) * 100),
                                  "visible": bool(rel["n_runs"] > 1)},
                      "customdata": custom.tolist(),
                      "hovertemplate": f"<b>{name}</b><br>bin [%{{customdata[0]:.2f}}, %{{customdata[1]:.2f}}]"

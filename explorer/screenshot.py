@@ -18,7 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from engine import paths
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -40,7 +41,7 @@ def serve(db: str | os.PathLike, port: int | None = None, timeout: float = 90.0,
     log_path = log_path or Path(tempfile.mkstemp(prefix="sidenets-serve-", suffix=".log")[1])
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "explorer.serve", "--address", "127.0.0.1", "--port", str(port)],
-                                cwd=str(REPO), env=env,
+                                cwd=str(paths.REPO), env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,37 +1,58 @@
-"""The dataset registry.
+"""The dataset registry: each dataset file declares itself once, beside its loader.
 
-    from engine.datasets import load_dataset, dataset_names
+    from engine.datasets import load_dataset, get, names
     ds = load_dataset("fashion-mnist", limit=512)       # DatasetSplits
     x, y = ds.train[0]                                   # FloatTensor (3, 32, 32), int
     ds.preprocess(PIL.Image.open("shoe.png"))            # (3, 32, 32), exactly like ds.test items
+    get("rt-polarity").kind                              # "text"
 
 Offline-ready: fashion-mnist (stand-in for CIFAR-10) and rt-polarity (stand-in for SST-2), both
 fetched by `make setup` (scripts/fetch-data.sh) into data/. The paper's own cifar10 and sst2 need
 internet (or a GLUE folder for sst2) and fail with a UserError naming the offline alternative.
+Adding a dataset: one file that calls `register` (and its import below).
 """
-
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from ..errors import UserError
-from . import cifar10, fashion_mnist, rt_polarity, sst2
-from .common import DatasetSplits, default_data_dir
-
-__all__ = ["DATASETS", "DatasetSplits", "dataset_names", "load_dataset", "default_data_dir"]
-
-# name -> loader(data_dir, *, limit, seed, image_size, normalize) -> DatasetSplits
-DATASETS: dict[str, Callable[..., DatasetSplits]] = {
-    "fashion-mnist": fashion_mnist.load,
-    "rt-polarity": rt_polarity.load,
-    "cifar10": cifar10.load,
-    "sst2": sst2.load,
-}
+from engine import paths
+from engine.datasets.base import DatasetSplits
+from engine.errors import UserError
 
 
-def dataset_names() -> list[str]:
-    return list(DATASETS)
+@dataclass(frozen=True)
+class DatasetSpec:
+    """name, kind ("image" / "text"), its loader(data_dir, *, limit, seed, image_size, normalize),
+    whether it installs offline, the paper dataset it stands in for, and its split in words."""
+
+    name: str
+    kind: str
+    load: Callable[..., DatasetSplits]
+    offline: bool
+    stand_in_for: str | None = None
+    split: str = ""
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"dataset {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names(kind: str | None = None) -> list[str]:
+    return [n for n, s in _REGISTRY.items() if kind is None or s.kind == kind]
+
+
+def get(name: str) -> DatasetSpec:
+    if name not in _REGISTRY:
+        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}")
+    return _REGISTRY[name]
 
 
 def load_dataset(name: str, *, limit: int | None = None, seed: int = 0, data_dir: Path | None = None,
@@ -42,8 +63,12 @@ def load_dataset(name: str, *, limit: int | None = None, seed: int = 0, data_dir
     limit: caps every split (train: a `seed`-dependent random subset; val/test: the first `limit`).
     The val carve itself never depends on `seed`. image_size / normalize (mean, std) apply to
     image datasets (default: the dataset's own mean/std) and are ignored for text."""
-    loader = DATASETS.get(name)
-    if loader is None:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    return loader(data_dir, limit=limit, seed=seed, image_size=image_size, normalize=normalize)
+    spec = get(name)
+    data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
+    return spec.load(data_dir, limit=limit, seed=seed, image_size=image_size, normalize=normalize)
+
+
+from engine.datasets import cifar10, fashion_mnist, rt_polarity, sst2  # noqa: E402  (each registers itself)
+
+__all__ = ["DatasetSpec", "DatasetSplits", "cifar10", "fashion_mnist", "get", "load_dataset", "names", "register",
+           "rt_polarity", "sst2"]

@@ -1,8 +1,8 @@
 """CIFAR-10, the paper's image dataset (section 4.1); needs internet for the first download.
 
-torchvision's CIFAR10(root=<data_dir>/cifar10, download=True). Splits: 50,000 official train
-minus a fixed-seed (0) carve of 5,000 val = 45,000 train; the official 10,000 test whole (the
-paper used 5,000 test images). Offline -> UserError suggesting fashion-mnist.
+torchvision's CIFAR10(root=<data_dir>/cifar10, download=True). Splits, the paper's 50,000 /
+5,000 / 5,000: the 50,000 official train images whole; the official 10,000 test images cut by a
+fixed-seed (0) carve into 5,000 val and 5,000 test. Offline -> UserError suggesting fashion-mnist.
 
 `_cifar_from_arrays` is the whole path after the download; tests run it on the 20 real CIFAR-10
 test images that scripts/fetch-data.sh puts in <data_dir>/fixtures/cifar10 (`load_fixture`).
@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import UserError
-from .common import DatasetSplits, make_image_splits
+from engine.datasets import DatasetSpec, register
+from engine.datasets.base import DatasetSplits, make_image_splits
+from engine.errors import UserError
 
 NAME = "cifar10"
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -43,7 +44,7 @@ def _cifar_from_arrays(train_images, train_labels, test_images, test_labels, *, 
         NAME, train_images=_to_nchw(train_images), train_labels=torch.as_tensor(np.asarray(train_labels), dtype=torch.int64),
         test_images=_to_nchw(test_images), test_labels=torch.as_tensor(np.asarray(test_labels), dtype=torch.int64),
         class_names=CLASS_NAMES, n_val=n_val, gray=False, image_size=image_size, normalize=normalize,
-        default_normalize=(MEAN, STD), limit=limit, seed=seed, extra=extra,
+        default_normalize=(MEAN, STD), limit=limit, seed=seed, extra=extra, val_from="test",
     )
 
 
@@ -74,3 +75,7 @@ def load(data_dir: Path, *, limit: int | None = None, seed: int = 0, image_size:
         raise UserError(OFFLINE_MESSAGE) from e
     return _cifar_from_arrays(tr.data, tr.targets, te.data, te.targets, limit=limit, seed=seed,
                               image_size=image_size, normalize=normalize, extra={"source": str(root)})
+
+
+register(DatasetSpec(NAME, "image", load, offline=False, stand_in_for=None,
+                     split="50,000 train / 5,000 val / 5,000 test (val and test carved from the official test set)"))

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
-
-from .common import DatasetSplits, make_image_splits
+from engine.datasets import DatasetSpec, register
+from engine.datasets.base import DatasetSplits, make_image_splits
+from engine.errors import UserError
 
 NAME = "fashion-mnist"
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -90,3 +90,7 @@ def load(data_dir: Path, *, limit: int | None = None, seed: int = 0, image_size:
         normalize=normalize, default_normalize=(MEAN, STD), limit=limit, seed=seed,
         extra={"source": source},
     )
+
+
+register(DatasetSpec(NAME, "image", load, offline=True, stand_in_for="cifar10",
+                     split="55,000 train / 5,000 val (fixed-seed carve of the official train) / 10,000 official test"))

@@ -14,8 +14,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import UserError
-from .common import DatasetSplits, carve, make_text_splits, split_sizes
+from engine.datasets import DatasetSpec, register
+from engine.datasets.base import DatasetSplits, carve, make_text_splits, split_sizes
+from engine.errors import UserError
 
 NAME = "rt-polarity"
 FILE = "movieReviewSnippets_GroundTruth.txt"
@@ -62,3 +63,7 @@ def load(data_dir: Path, *, limit: int | None = None, seed: int = 0, **_image_op
 
     return make_text_splits(NAME, train=pick(train_idx), val=pick(val_idx), test=pick(test_idx),
                             class_names=CLASS_NAMES, limit=limit, seed=seed, extra={"source": str(path)})
+
+
+register(DatasetSpec(NAME, "text", load, offline=True, stand_in_for="sst2",
+                     split="6,885 / 868 / 1,812 (SST-2's GLUE proportions, fixed seed)"))

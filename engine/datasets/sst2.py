@@ -18,8 +18,9 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..errors import UserError
-from .common import DatasetSplits, carve, make_text_splits
+from engine.datasets import DatasetSpec, register
+from engine.datasets.base import DatasetSplits, carve, make_text_splits
+from engine.errors import UserError
 
 NAME = "sst2"
 CLASS_NAMES = ["negative", "positive"]
@@ -95,3 +96,7 @@ def load(data_dir: Path, *, limit: int | None = None, seed: int = 0, **_image_op
     else:
         train, dev, source = _from_hf()
     return from_glue(train, dev, limit=limit, seed=seed, source=source)
+
+
+register(DatasetSpec(NAME, "text", load, offline=False, stand_in_for=None,
+                     split="GLUE train minus a fixed-seed carve of 872 / that carve / GLUE dev (872)"))

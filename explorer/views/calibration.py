@@ -2,20 +2,22 @@
 import pandas as pd
 import streamlit as st
 
-from engine import explore
-from explorer import charts, state
+from engine.analysis import calibration
+from engine.analysis import configurations as cfgs
+from explorer import cache, charts, widgets
+from explorer.formatting import pm
 
-runs, configs = state.page_start(
+runs, configs = widgets.page_start(
     "Calibration",
     "A head is calibrated when its confidence matches its accuracy: of the samples it answers with 85% "
     "confidence, 85% are right. Then θ reads directly as the accuracy the exited samples get. "
     "Confidence = top-label softmax probability (for a binary head, max(p, 1 − p)).")
-with_side = state.require_sidenet(configs, "Calibration compares a SideNet with its MainNet: no complete run has "
+with_side = widgets.require_sidenet(configs, "Calibration compares a SideNet with its MainNet: no complete run has "
                                            "a SideNet yet. Train one on the Train page.")
 
 c1, c2, c3 = st.columns([1.2, 2.6, 1.4])
-dataset = state.dataset_select(with_side, c1)
-in_dataset = explore.select(with_side, dataset=dataset)
+dataset = widgets.dataset_select(with_side, c1)
+in_dataset = cfgs.select(with_side, dataset=dataset)
 labels = [c.label for c in in_dataset]
 chosen = c2.selectbox("Configuration", labels, key=f"calib_config:{dataset}")
 binning = c3.radio("Bins", ["paper", "equal"], horizontal=True, key="calib_binning",
@@ -28,22 +30,22 @@ if binning == "equal":
 bin_kw = {"paper": True} if binning == "paper" else {"n_bins": n_bins}
 bin_text = "the paper's 8 bins" if binning == "paper" else f"{n_bins} equal bins"
 
-groups = state.load_groups(in_dataset, runs)
+groups = cache.load_groups(in_dataset, runs)
 if not groups:
     st.stop()
 cfg, rs = next(((c, r) for c, r in groups if c.label == chosen), groups[0])
 n = len(rs)
 
 st.subheader(f"Reliability: SideNet vs MainNet ({cfg.label})")
-side = state.derived("head_reliability", rs, runs, head="side", **bin_kw)
-main = state.derived("head_reliability", rs, runs, head="main", **bin_kw)
+side = cache.derived("head_reliability", rs, runs, head="side", **bin_kw)
+main = cache.derived("head_reliability", rs, runs, head="main", **bin_kw)
 m = st.columns(4)
 for col, head, name in ((m[0], "side", "SideNet"), (m[1], "main", "MainNet")):
-    col.metric(f"{name} ECE (paper's 8 bins)", state.pm(state.derived("head_reliability", rs, runs, head=head,
-                                                                      paper=True)["ece"], n, digits=2))
+    col.metric(f"{name} ECE (paper's 8 bins)", pm(cache.derived("head_reliability", rs, runs, head=head,
+                                                                paper=True)["ece"], digits=2))
 for col, head, name in ((m[2], "side", "SideNet"), (m[3], "main", "MainNet")):
-    col.metric(f"{name} ECE ({n_bins} bins)", state.pm(state.derived("head_reliability", rs, runs, head=head,
-                                                                      n_bins=n_bins)["ece"], n, digits=2))
+    col.metric(f"{name} ECE ({n_bins} bins)", pm(cache.derived("head_reliability", rs, runs, head=head,
+                                                               n_bins=n_bins)["ece"], digits=2))
 charts.show(charts.reliability_figure([("SideNet", side, charts.color(0)), ("MainNet", main, charts.color(1))]),
             key="calib_heads")
 st.caption(f"All test samples, {bin_text}; bars: accuracy per bin (mean ± std over {n} seed(s)); dashed: perfect "
@@ -51,33 +53,36 @@ st.caption(f"All test samples, {bin_text}; bars: accuracy per bin (mean ± std o
            f"on small test sets (about {int(round(rs[0].n))} samples per run here).")
 
 
+rule = widgets.exit_rule_select()
+
+
 @st.fragment
 def live() -> None:
-    theta = state.theta_control()
-    pops = explore.populations_at(rs, theta, **bin_kw)
+    theta = widgets.theta_control()
+    pops = calibration.populations_at(rs, theta, rule=rule, **bin_kw)
     st.markdown(f"**At θ = {theta:.3f}**: the samples that exit (answered by the SideNet), those deferred to the "
                 "MainNet, and the whole cascade.")
     names = {"exited": "exit at the SideNet", "deferred": "deferred to the MainNet", "cascade": "whole cascade"}
-    table = [{"population": names[pop], "share of samples (%)": state.pm(p["fraction"], n, digits=1, unit=""),
-              "accuracy (%)": state.pm(p["accuracy"], n, digits=2, unit=""),
-              "mean confidence (%)": state.pm(p["confidence"], n, digits=2, unit=""),
-              f"ECE ({bin_text}, %)": state.pm(p["ece"], n, digits=2, unit="")}
-             for pop, p in ((pop, pops[pop]) for pop in explore.POPULATIONS)]
+    table = [{"population": names[pop], "share of samples (%)": pm(p["fraction"], digits=1, unit=""),
+              "accuracy (%)": pm(p["accuracy"], digits=2, unit=""),
+              "mean confidence (%)": pm(p["confidence"], digits=2, unit=""),
+              f"ECE ({bin_text}, %)": pm(p["ece"], digits=2, unit="")}
+             for pop, p in ((pop, pops[pop]) for pop in calibration.POPULATIONS)]
     st.dataframe(pd.DataFrame(table), hide_index=True, key="calib_populations_table")
     st.caption("Exit: the SideNet's answers on the samples it keeps; deferred: the MainNet's answers on the others; "
                "cascade: every sample's final answer. A well-calibrated exit population has accuracy ≥ θ.")
     charts.show(charts.reliability_figure([(names[p].capitalize(), pops[p], charts.color(i + 2))
-                                           for i, p in enumerate(explore.POPULATIONS)]), key="calib_populations")
+                                           for i, p in enumerate(calibration.POPULATIONS)]), key="calib_populations")
 
 
 live()
 
 st.subheader("ECE per configuration (the paper's Table 1)")
-rows = state.table("ece", [(c, r) for c, r in groups], runs, arg=n_bins)
+rows = cache.table("table1", groups, runs, n_bins=n_bins)
 st.dataframe(pd.DataFrame([{"configuration": r["configuration"], "seeds": r["seeds"],
-                            "SideNet ECE (8 bins)": state.pm(r["side_ece_paper"], r["seeds"], unit=""),
-                            "MainNet ECE (8 bins)": state.pm(r["main_ece_paper"], r["seeds"], unit=""),
-                            f"SideNet ECE ({r['n_bins']} bins)": state.pm(r["side_ece_bins"], r["seeds"], unit=""),
-                            f"MainNet ECE ({r['n_bins']} bins)": state.pm(r["main_ece_bins"], r["seeds"], unit="")}
+                            "SideNet ECE (8 bins)": pm(r["side_ece_paper"], unit=""),
+                            "MainNet ECE (8 bins)": pm(r["main_ece_paper"], unit=""),
+                            f"SideNet ECE ({r['n_bins']} bins)": pm(r["side_ece_bins"], unit=""),
+                            f"MainNet ECE ({r['n_bins']} bins)": pm(r["main_ece_bins"], unit="")}
                            for r in rows]), hide_index=True, key="table1")
-st.caption("ECE in percentage points on the test set, mean ± std over seeds. Lower is better calibrated.")
+st.caption("ECE in percentage points on the test set, mean ± sample std over seeds. Lower is better calibrated.")

@@ -14,12 +14,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from engine import demo as D
-from engine.cascade import Cascade, auto_theta_for_run
 from engine.errors import UserError
+from engine.runtime import demo as D
+from engine.runtime.cascade import Cascade, auto_theta_for_run
+from engine.runtime.device import pick_device
 from engine.store import Store
-from engine.train import pick_device
-from explorer import state
+from explorer import cache, widgets
 
 GALLERY_PAGE = 12
 TIMING_REPEATS = 7
@@ -28,17 +28,18 @@ TIMING_REPEATS = 7
 @st.cache_resource(max_entries=3, show_spinner="Loading the run's model from its checkpoint…")
 def load_model(db_path: str, run_id: str, checkpoint: str, device: str):
     """(model, data, collate) of a run, in eval mode; one copy per run shared by all sessions."""
-    from engine.cascade import prepare
-    from engine.train import model_for_run
+    from engine.runtime.cascade import prepare
+    from engine.runtime.checkpoint import model_for_run
 
-    model, data, collate = model_for_run(Store(db_path).get_run(run_id), device)
+    store = Store(db_path)
+    model, data, collate = model_for_run(store.get_run(run_id), store, device)
     return prepare(model), data, collate  # eval mode, channels_last for images: once, before sharing
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def auto_theta(db_path: str, version: tuple, run_id: str, attach: str) -> dict | None:
+def auto_theta(db_path: str, version: tuple, run_id: str, attach: str, rule: str) -> dict | None:
     try:
-        return auto_theta_for_run(Store(db_path), run_id, attach)
+        return auto_theta_for_run(Store(db_path), run_id, attach, exit_rule=rule)
     except UserError:
         return None
 
@@ -71,14 +72,14 @@ st.header("Live demo: a real early exit")
 st.caption("One input through the cascade: the SideNet answers when its confidence reaches theta; otherwise "
            "the same intermediate tensor continues through the rest of the MainNet.")
 
-runs = state.require_runs()
-store = state.store()
+runs = widgets.require_runs()
+store = cache.store()
 
-by_label = {D.run_label(r): r for r in runs}
+by_label = {D.run_label(r, store): r for r in runs}
 labels = list(by_label)
-default = next((i for i, r in enumerate(runs) if D.checkpoint_problem(r) is None), 0)
+default = next((i for i, r in enumerate(runs) if D.checkpoint_problem(r, store) is None), 0)
 run = by_label[st.selectbox("Run", labels, index=default, key="demo_run")]
-if (msg := D.checkpoint_problem(run)) is not None:
+if (msg := D.checkpoint_problem(run, store)) is not None:
     st.error(msg)
     st.stop()
 
@@ -94,19 +95,21 @@ except Exception as err:  # a checkpoint from another model version, a broken fi
     st.stop()
 
 attach = run["attach"][0] if len(run["attach"]) == 1 else st.selectbox("SideNet", run["attach"], key="demo_attach")
-auto = auto_theta(str(store.path), store.version(), run["run_id"], attach)
+rule = widgets.exit_rule_select()
+auto = auto_theta(str(store.path), store.version(), run["run_id"], attach, rule)
 default_theta = D.slider_default(auto)
 theta = st.slider("theta (exit when the SideNet's confidence ≥ theta; 1 = never exit)", 0.0, 1.0,
-                  value=default_theta, step=0.001, format="%.3f", key=f"demo_theta_{run['run_id']}_{attach}")
+                  value=default_theta, step=0.001, format="%.3f", key=f"demo_theta_{run['run_id']}_{attach}_{rule}")
 if auto:
     st.caption(f"Suggested theta {auto['theta']:.3f}: the largest exit ({auto['exit_fraction']:.0%} of the validation "
                f"split) that loses at most {auto['max_drop']:.1%} accuracy against the MainNet.")
 # One Cascade per session and run (theta is a per-session setting), kept across reruns: on CUDA
 # its pieces are CUDA graphs, captured once.
 cascades = st.session_state.setdefault("demo_cascades", {})
-cascade_key = (str(store.path), run["run_id"], attach, device)
+cascade_key = (str(store.path), run["run_id"], attach, device, rule)
 if cascade_key not in cascades or cascades[cascade_key].model is not model:
-    cascades[cascade_key] = Cascade(model, attach, theta, amp=(run.get("config") or {}).get("amp", "auto"))
+    cascades[cascade_key] = Cascade(model, attach, theta, amp=(run.get("config") or {}).get("amp", "auto"),
+                                    exit_rule=rule)
 cascade = cascades[cascade_key]
 cascade.theta = theta
 class_names = run.get("class_names") or data.class_names

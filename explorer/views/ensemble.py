@@ -2,41 +2,45 @@
 import pandas as pd
 import streamlit as st
 
-from engine import explore
-from explorer import charts, state
+from engine.analysis import configurations as cfgs
+from engine.analysis import summary
+from explorer import cache, charts, widgets
+from explorer.formatting import COST_NAMES, cost_unit, pm, signed
 
-runs, configs = state.page_start(
+runs, configs = widgets.page_start(
     "Ensemble the deferred samples",
     "The paper's appendix F: a deferred sample has gone through the SideNet already, so its answer can be "
     "argmax(SideNet logits + MainNet logits) instead of the MainNet's alone, at no extra cost. "
     "Exited samples keep the SideNet's answer.")
-with_side = state.require_sidenet(configs, "The ensemble needs a SideNet: no complete run has one yet. "
+with_side = widgets.require_sidenet(configs, "The ensemble needs a SideNet: no complete run has one yet. "
                                            "Train one on the Train page.")
 
 c1, c2, c3 = st.columns([1.2, 3, 1.4], vertical_alignment="bottom")
-dataset = state.dataset_select(with_side, c1)
-in_dataset = explore.select(with_side, dataset=dataset)
+dataset = widgets.dataset_select(with_side, c1)
+in_dataset = cfgs.select(with_side, dataset=dataset)
 labels = [c.label for c in in_dataset]
 chosen = c2.multiselect("Configurations", labels, default=labels, key=f"ens_configs:{dataset}")
 on = c3.toggle("Ensemble deferred samples", value=True, key="ensemble_on",
                help="On: deferred samples answered by SideNet + MainNet logits. Off: by the MainNet alone.")
-groups = state.load_groups([c for c in in_dataset if c.label in chosen], runs)
+groups = cache.load_groups([c for c in in_dataset if c.label in chosen], runs)
 if not groups:
     st.info("Pick at least one configuration.", icon=":material/info:")
     st.stop()
 
 st.subheader("Accuracy of each head and of the ensemble (the paper's Table 4)")
-rows = state.table("ensemble", groups, runs)
+rows = cache.table("table4", groups, runs)
 st.dataframe(pd.DataFrame([{"configuration": r["configuration"], "seeds": r["seeds"],
-                            "MainNet acc (%)": state.pm(r["main_accuracy"], r["seeds"], unit=""),
-                            "SideNet acc (%)": state.pm(r["side_accuracy"], r["seeds"], unit=""),
-                            "Ensemble acc (%)": state.pm(r["ensemble_accuracy"], r["seeds"], unit="")}
+                            "MainNet acc (%)": pm(r["main_accuracy"], unit=""),
+                            "SideNet acc (%)": pm(r["side_accuracy"], unit=""),
+                            "Ensemble acc (%)": pm(r["ensemble_accuracy"], unit="")}
                            for r in rows]), hide_index=True, key="table4")
-st.caption("All test samples through each head (no exits), mean ± std over seeds.")
+st.caption("All test samples through each head (no exits), mean ± sample std over seeds.")
 
-kinds = explore.cost_kinds([r for _, rs in groups for r in rs])
-kind = state.cost_kind_select(kinds, st, key="ens_cost_kind")
-div, unit = state.cost_unit(kind, max(rs[0].costs[kind].full for _, rs in groups))
+left, right = st.columns(2)
+kinds = summary.cost_kinds([r for _, rs in groups for r in rs])
+kind = widgets.cost_kind_select(kinds, left, key="ens_cost_kind")
+rule = widgets.exit_rule_select(right)
+div, unit = cost_unit(kind, max(rs[0].costs[kind].full for _, rs in groups))
 
 
 def base_figure() -> dict:
@@ -44,42 +48,43 @@ def base_figure() -> dict:
     data = []
     for i, (cfg, rs) in enumerate(groups):
         col = charts.color(i)
-        data += charts.curve_traces(f"{cfg.label}, MainNet fallback", state.config_curve(rs, runs, ensemble=False),
+        data += charts.curve_traces(f"{cfg.label}, MainNet fallback", cache.config_curve(rs, runs, False, rule),
                                     kind, div, unit, col, dash="dot" if on else "solid", band=not on, group=cfg.label)
         if on:
-            data += charts.curve_traces(f"{cfg.label}, ensemble fallback", state.config_curve(rs, runs, ensemble=True),
+            data += charts.curve_traces(f"{cfg.label}, ensemble fallback", cache.config_curve(rs, runs, True, rule),
                                         kind, div, unit, col, group=cfg.label)
-    return charts.figure(data, charts.layout(f"average {state.COST_NAMES[kind]} per input ({unit})",
+    return charts.figure(data, charts.layout(f"average {COST_NAMES[kind]} per input ({unit})",
                                              "test accuracy (%)"))
 
 
-base = state.memo(("ensemble-figure", kind, div, on, tuple((cfg.label, state.run_keys(rs, runs)) for cfg, rs in groups)),
+base = cache.memo(("ensemble-figure", kind, div, on, rule,
+                   tuple((cfg.label, cache.run_keys(rs, runs)) for cfg, rs in groups)),
                   base_figure)
 
 
 @st.fragment
 def live() -> None:
-    theta = state.theta_control()
+    theta = widgets.theta_control()
     st.markdown(f"**At θ = {theta:.3f}**, deferred samples answered by "
                 + ("**SideNet + MainNet logits**" if on else "**the MainNet alone**") + ".")
-    compared = [(cfg, explore.compare_fallbacks(rs, theta)) for cfg, rs in groups]
+    compared = [(cfg, summary.compare_fallbacks(rs, theta, rule)) for cfg, rs in groups]
     summaries = [(cfg, c["ensemble" if on else "plain"], c["plain"], c["ensemble"]) for cfg, c in compared]
     cols = st.columns(min(len(summaries), 3))
     for i, (cfg, s, plain, ens) in enumerate(summaries[:3]):
         gain = compared[i][1]["gain"]
-        cols[i].metric(f"Cascade accuracy: {cfg.label}", state.pm(s["accuracy"], s["n_runs"]),
-                       delta=f"{state.signed(100 * gain[0], 2)} pts from the ensemble" if on else None,
-                       help=f"Exit fraction {state.pm(s['exit_fraction'], s['n_runs'], digits=1)}; deferred samples "
-                            f"right: {state.pm(s['deferred_accuracy'], s['n_runs'], digits=1)}.")
-    table = [{"configuration": cfg.label, "exit (%)": 100 * s["exit_fraction"][0],
-              "cascade, MainNet fallback (%)": 100 * plain["accuracy"][0],
-              "cascade, ensemble fallback (%)": 100 * ens["accuracy"][0],
-              "deferred right, MainNet (%)": 100 * plain["deferred_accuracy"][0],
-              "deferred right, ensemble (%)": 100 * ens["deferred_accuracy"][0]} for cfg, s, plain, ens in summaries]
+        cols[i].metric(f"Cascade accuracy: {cfg.label}", pm(s.accuracy),
+                       delta=f"{signed(100 * gain.mean, 2)} pts from the ensemble" if on else None,
+                       help=f"Exit fraction {pm(s.exit_fraction, digits=1)}; deferred samples "
+                            f"right: {pm(s.deferred_accuracy, digits=1)}.")
+    table = [{"configuration": cfg.label, "exit (%)": 100 * s.exit_fraction.mean,
+              "cascade, MainNet fallback (%)": 100 * plain.accuracy.mean,
+              "cascade, ensemble fallback (%)": 100 * ens.accuracy.mean,
+              "deferred right, MainNet (%)": 100 * plain.deferred_accuracy.mean,
+              "deferred right, ensemble (%)": 100 * ens.deferred_accuracy.mean} for cfg, s, plain, ens in summaries]
     st.dataframe(pd.DataFrame(table), hide_index=True, key="ens_at_theta",
                  column_config={k: st.column_config.NumberColumn(format="%.2f") for k in table[0] if k != "configuration"})
 
-    markers = [charts.point_trace(f"{cfg.label} at θ", s[f"avg_{kind}"], s["accuracy"], div, unit, charts.color(i),
+    markers = [charts.point_trace(f"{cfg.label} at θ", s.avg[kind], s.accuracy, div, unit, charts.color(i),
                                   symbol="diamond", size=13, group=cfg.label, show_legend=False, text=f"θ = {theta:.3f}")
                for i, (cfg, s, _, _) in enumerate(summaries)]
     charts.show(charts.with_extra(base, markers), key="ens_chart")

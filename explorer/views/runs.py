@@ -2,9 +2,10 @@
 import pandas as pd
 import streamlit as st
 
-from engine import explore
+from engine.analysis.tables import path_table
 from engine.errors import UserError
-from explorer import charts, state
+from explorer import cache, charts, widgets
+from explorer.formatting import SHORT_COST_NAMES, cost_unit, md_escape
 
 st.title("Runs")
 if msg := st.session_state.pop("runs_flash", None):
@@ -12,8 +13,8 @@ if msg := st.session_state.pop("runs_flash", None):
 
 show_all = st.toggle("Show failed and running runs too", value=False, key="runs_all",
                      help="The other pages only ever use complete runs.")
-runs = state.require_runs(include_all=show_all)
-hidden = len(state.list_runs(include_all=True)) - len(runs) if not show_all else 0
+runs = widgets.require_runs(include_all=show_all)
+hidden = len(cache.list_runs(include_all=True)) - len(runs) if not show_all else 0
 
 table = pd.DataFrame([{
     "run": r["run_id"], "status": r["status"], "dataset": r["dataset"], "model": r["model"], "mode": r["mode"],
@@ -31,25 +32,25 @@ if st.session_state.get("runs_selected") not in ids:
     st.session_state["runs_selected"] = ids[0]
 run_id = st.selectbox("Run details", ids, key="runs_selected")
 run = next(r for r in runs if r["run_id"] == run_id)
-stamp = state.run_stamp(run)
+stamp = cache.run_stamp(run)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def details(path: str, run_id: str, stamp: str) -> dict:
-    s = state.store()
+    s = cache.store()
     costs, latency = s.costs(run_id), s.latency(run_id)
-    return {"epochs": s.epochs(run_id), "paths": explore.path_table(costs, latency), "latency": latency}
+    return {"epochs": s.epochs(run_id), "paths": path_table(costs, latency), "latency": latency}
 
 
 try:
-    info = details(str(state.db_path()), run_id, stamp)
+    info = details(str(cache.db_path()), run_id, stamp)
 except UserError as err:
-    st.warning(f"Run {run_id} could not be read (deleted meanwhile?): {state.md_escape(err)}",
+    st.warning(f"Run {run_id} could not be read (deleted meanwhile?): {md_escape(err)}",
                icon=":material/warning:")
     st.stop()
 
 if run["status"] == "failed":
-    st.error(f"This run failed: {state.md_escape(run['error'])}", icon=":material/error:")
+    st.error(f"This run failed: {md_escape(run['error'])}", icon=":material/error:")
 elif run["status"] == "running":
     st.info("This run is still training; it will appear on the other pages once complete.", icon=":material/hourglass_top:")
 
@@ -75,9 +76,10 @@ if info["paths"]:
         row = {"attach": p["attach"], "path": p["path"]}
         for kind in ("params", "macs", "ms"):
             if kind in p:
-                div, unit = state.cost_unit(kind, max(q.get(kind, 0) for q in info["paths"]))
+                div, unit = cost_unit(kind, max(q.get(kind, 0) for q in info["paths"]))
                 row[unit] = p[kind] / div
-                row[f"{state.SHORT_COST_NAMES[kind]} (% of MainNet)"] = 100 * p[f"{kind}_share"]
+                share = p[f"{kind}_share"]
+                row[f"{SHORT_COST_NAMES[kind]} (% of MainNet)"] = None if share is None else 100 * share
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_costs",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]
@@ -103,9 +105,9 @@ else:
     if a.button("Yes, delete it", key="runs_delete_confirm", type="primary"):
         st.session_state.pop("runs_delete_pending", None)
         try:
-            found = state.store().delete_run(run_id)
+            found = cache.store().delete_run(run_id)
         except UserError as err:
-            st.error(f"Could not delete {run_id}: {state.md_escape(err)}", icon=":material/error:")
+            st.error(f"Could not delete {run_id}: {md_escape(err)}", icon=":material/error:")
         else:
             st.session_state.pop("runs_selected", None)
             st.session_state["runs_flash"] = f"Deleted {run_id}." if found else f"{run_id} was already gone."

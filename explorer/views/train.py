@@ -2,9 +2,11 @@
 import pandas as pd
 import streamlit as st
 
-from engine import jobs
 from engine.errors import UserError
-from explorer import state
+from engine.jobs import ACTIVE
+from engine.jobs.progress import parse_seeds, progress_text
+from explorer import cache
+from explorer.formatting import md_escape
 
 st.title("Train")
 
@@ -12,36 +14,39 @@ st.title("Train")
 @st.cache_resource(show_spinner="Loading the training catalogue (once)...")
 def catalogue() -> dict:
     """Presets, models, datasets and the device jobs will train on (imports torch once)."""
-    from engine.config import MODES, PRESETS
-    from engine.datasets import dataset_names
-    from engine.mainnets import IMAGE_MODELS, TEXT_MODELS
+    from engine import datasets, mainnets
+    from engine.config import MODE_HELP, MODES
+    from engine.presets import PRESETS
+    from engine.runtime.device import device_label
 
-    return {"presets": {name: [c.to_dict() for c in cfgs] for name, cfgs in PRESETS.items()}, "modes": MODES,
-            "datasets": dataset_names(), "image_models": IMAGE_MODELS, "text_models": TEXT_MODELS,
-            "device": jobs.device_name()}
+    return {"presets": {name: [c.to_dict() for c in p.configs] for name, p in PRESETS.items()},
+            "preset_help": {name: f"{p.summary} ({p.protocol})" for name, p in PRESETS.items()}, "modes": MODES,
+            "mode_help": MODE_HELP, "datasets": {n: datasets.get(n).kind for n in datasets.names()},
+            "models": {kind: mainnets.names(kind) for kind in ("image", "text")},
+            "offline": {n for n in mainnets.names() if mainnets.get(n).pretrained != "online" or n.startswith("resnet")},
+            "device": device_label()}
 
 
 @st.cache_data(show_spinner=False)
 def attach_options(model: str) -> list[str] | None:
     """Valid attach points, or None when they need a download (hub-only text encoders)."""
-    from engine.mainnets import IMAGE_MODELS, attach_names
-    from engine.mainnets.text import OFFLINE
+    from engine import mainnets
 
-    if model not in IMAGE_MODELS and model not in OFFLINE:
+    if model not in cat["offline"]:
         return None
     try:
-        return attach_names(model)
+        return mainnets.attach_names(model)
     except UserError:
         return None
 
 
 cat = catalogue()
-queue = state.job_queue()
+queue = cache.job_queue()
 device = cat["device"]
-st.caption(f"Jobs run in a background process, one at a time, on **{device}**"
-           + ("" if device.startswith("cuda") else " (no CUDA GPU visible to torch)")
-           + f". Database: `{queue.db}`; job folders: `{queue.dir}`. Finished runs appear on the other pages "
-             "without restarting the app.")
+st.caption(f"Jobs run in a background process, one at a time, on **{md_escape(device)}**"
+           + ("" if not device.startswith("cpu") else " (no CUDA GPU visible to torch)")
+           + f". Database: {md_escape(queue.db)}; job folders: {md_escape(queue.dir)}. Finished runs appear on the "
+             "other pages without restarting the app.")
 
 with st.container(border=True):
     source = st.radio("What to train", ["preset", "custom"], horizontal=True, key="train_source",
@@ -50,8 +55,7 @@ with st.container(border=True):
     if source == "preset":
         names = list(cat["presets"])
         name = st.selectbox("Preset", names, index=names.index("smoke") if "smoke" in names else 0, key="train_preset",
-                            help="smoke: a minute on a CPU; quickstart: ~15 min on a CPU; paper-*: the paper's grids "
-                                 "(GPU work).")
+                            help="\n\n".join(f"**{n}**: {h}" for n, h in cat["preset_help"].items()))
         cfgs = cat["presets"][name]
         st.dataframe(pd.DataFrame([{"model": c["model"], "dataset": c["dataset"], "mode": c["mode"],
                                     "epochs": str(c["epochs"] or "paper default"), "limit": str(c["limit"] or "all"),
@@ -64,12 +68,11 @@ with st.container(border=True):
     else:
         a, b, c_ = st.columns(3)
         dataset = a.selectbox("Dataset", cat["datasets"], key="train_dataset")
-        kind = jobs.DATASET_KIND.get(dataset, "image")
-        models = cat["image_models"] if kind == "image" else cat["text_models"]
+        kind = cat["datasets"][dataset]
+        models = cat["models"][kind]
         model = b.selectbox("MainNet", models, key=f"train_model:{kind}")
         mode = c_.selectbox("Mode", cat["modes"], key="train_mode",
-                            help="joint: MainNet and SideNet fine-tuned together (the paper's); frozen: only the "
-                                 "SideNet, on a trained MainNet; mainnet-only: no SideNet (the baseline points).")
+                            help="\n\n".join(f"**{m}**: {h}" for m, h in cat["mode_help"].items()))
         a, b, c_ = st.columns(3)
         options = attach_options(model)
         if mode == "mainnet-only":
@@ -92,7 +95,7 @@ with st.container(border=True):
         lr = d.number_input("Learning rate (0: the paper's)", 0.0, 1.0, 0.0, format="%.6f", key="train_lr")
         init_from = None
         if mode == "frozen":
-            candidates = [r["run_id"] for r in (state.list_runs() if not state.db_problem() else [])
+            candidates = [r["run_id"] for r in (cache.list_runs() if not cache.db_problem() else [])
                           if r["model"] == model and r.get("checkpoint")]
             init_from = st.selectbox("Initialise the MainNet from run", candidates, key="train_init_from",
                                      help="Frozen mode trains only the SideNet on an already-trained MainNet.")
@@ -105,18 +108,16 @@ with st.container(border=True):
 
     if st.button("Queue training", type="primary", key="train_submit", icon=":material/play_arrow:"):
         try:
-            seeds = jobs.parse_seeds(seeds_text) if seeds_text.strip() else None
+            seeds = parse_seeds(seeds_text) if seeds_text.strip() else None
             if source == "custom":
                 from engine.config import TrainConfig
 
-                TrainConfig(**submissions[0][0], seeds=seeds or [0]).resolved()  # say what is wrong right now
+                TrainConfig.from_dict({**submissions[0][0], "seeds": seeds or [0]}).resolved()  # say what is wrong now
             ids = [queue.submit(cfg, seeds or cfg.get("seeds") or [0], label=label) for cfg, label in submissions]
             queue.ensure_worker()
             st.session_state["train_flash"] = f"Queued {len(ids)} job(s): {', '.join(ids)}"
         except UserError as err:
-            st.error(state.md_escape(err), icon=":material/error:")
-        except TypeError as err:
-            st.error(f"bad training config: {state.md_escape(err)}", icon=":material/error:")
+            st.error(md_escape(err), icon=":material/error:")
 
 if msg := st.session_state.pop("train_flash", None):
     st.success(msg, icon=":material/check:")
@@ -125,7 +126,7 @@ if msg := st.session_state.pop("train_flash", None):
 all_jobs = queue.jobs()
 if any(j["state"] == "queued" for j in all_jobs) and not queue.worker_alive():
     queue.ensure_worker()
-active_now = any(j["state"] in jobs.ACTIVE for j in all_jobs)
+active_now = any(j["state"] in ACTIVE for j in all_jobs)
 
 
 def show_job(j: dict) -> None:
@@ -134,24 +135,24 @@ def show_job(j: dict) -> None:
              "failed": ":red[failed]", "cancelled": ":orange[cancelled]"}[st_]
     with st.container(border=True):
         head, btn = st.columns([6, 1], vertical_alignment="center")
-        head.markdown(f"**{j['label']}** · seeds {' '.join(map(str, j['seeds']))} · {badge}  \n"
-                      f"<small>job {jid} · submitted {j.get('submitted_at', '')}"
-                      f"{' · on ' + j['device'] if j.get('device') else ''}</small>", unsafe_allow_html=True)
-        if st_ in jobs.ACTIVE:
+        head.markdown(f"**{md_escape(j['label'])}** · seeds {md_escape(' '.join(map(str, j['seeds'])))} · {badge}")
+        head.caption(f"job {md_escape(jid)} · submitted {md_escape(j.get('submitted_at', ''))}"
+                     f"{' · on ' + md_escape(j['device']) if j.get('device') else ''}")
+        if st_ in ACTIVE:
             if j.get("cancel_requested"):
                 btn.caption("cancelling...")
             elif btn.button("Cancel", key=f"cancel:{jid}", icon=":material/stop:"):
                 queue.cancel(jid)
                 st.rerun()
-            st.progress(j["fraction"], text=jobs.progress_text(j["progress"]) if st_ == "running" else
+            st.progress(j["fraction"], text=progress_text(j["progress"]) if st_ == "running" else
                         "waiting for the job ahead of it")
         elif st_ == "done":
             st.success(f"Done: {', '.join(j.get('run_ids') or [])}. See them on the Trade-off and Runs pages.",
                        icon=":material/check:")
         elif st_ == "failed":
-            st.error(f"Failed: {state.md_escape(j.get('error'))}", icon=":material/error:")
+            st.error(f"Failed: {md_escape(j.get('error'))}", icon=":material/error:")
         else:
-            st.warning(f"Cancelled{': ' + state.md_escape(j['error']) if j.get('error') and j['error'] != 'cancelled' else ''}. "
+            st.warning(f"Cancelled{': ' + md_escape(j['error']) if j.get('error') and j['error'] != 'cancelled' else ''}. "
                        "A run it had started is recorded as failed, never as complete.", icon=":material/stop:")
         if st_ != "queued":
             with st.expander("Log", expanded=st_ == "running"):
@@ -161,8 +162,8 @@ def show_job(j: dict) -> None:
 @st.fragment(run_every=1.0 if active_now else None)
 def job_list() -> None:
     current = queue.jobs()
-    active = [j for j in current if j["state"] in jobs.ACTIVE]
-    finished = [j for j in reversed(current) if j["state"] not in jobs.ACTIVE]
+    active = [j for j in current if j["state"] in ACTIVE]
+    finished = [j for j in reversed(current) if j["state"] not in ACTIVE]
     was_active = st.session_state.get("train_was_active", False)
     st.session_state["train_was_active"] = bool(active)
     if was_active and not active:

@@ -26,12 +26,12 @@ import time
 import numpy as np
 import torch
 
-from engine.analysis import load_view
-from engine.cascade import auto_theta_for_run, load_cascade
+from engine.analysis.runs import prepare_one
 from engine.errors import UserError
-from engine.latency import timer
 from engine.metrics import ThetaCurve
-from engine.train import to_device
+from engine.runtime.cascade import auto_theta_for_run, load_cascade
+from engine.runtime.device import device_label, pick_device, to_device
+from engine.runtime.latency import timer
 
 GOALS = {"cpu": 0.9, "cuda": 0.8}
 SEGMENTS = 40  # per round on CPU
@@ -46,13 +46,12 @@ def _batches(data, collate, device, batch: int, limit: int | None) -> tuple[list
     return out, n
 
 
-def _cached_answers(view, theta: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _cached_answers(side_logits, main_logits, theta: float, rule: str) -> tuple[np.ndarray, np.ndarray]:
     """(pred (n,), exited (n,)) of the cached-logit computation: engine.metrics' exit rule."""
-    from engine.metrics import confidence_and_prediction, population_masks
+    from engine.metrics import exit_score, population_masks
 
-    side_conf, side_pred = confidence_and_prediction(view.side_logits[:n])
-    exited = population_masks(side_conf, theta)["exited"]
-    return np.where(exited, side_pred, view.main_logits[:n].argmax(1)), exited
+    exited = population_masks(exit_score(side_logits, rule), theta)["exited"]
+    return np.where(exited, side_logits.argmax(1), main_logits.argmax(1)), exited
 
 
 def _batch_macs(cascade, batches: list, n_deferred: list[int]) -> tuple[float, float]:
@@ -63,7 +62,7 @@ def _batch_macs(cascade, batches: list, n_deferred: list[int]) -> tuple[float, f
     on one test batch) would misstate the ideal. MACs are linear in the batch size, so each
     distinct input shape is counted once, on one row (torch.utils.flop_counter, engine.costs).
     """
-    from engine.costs import path_costs
+    from engine.costs import measure_paths
     from engine.mainnets import batch_size, select
 
     per_shape: dict[tuple, dict] = {}
@@ -73,7 +72,7 @@ def _batch_macs(cascade, batches: list, n_deferred: list[int]) -> tuple[float, f
         shape = tuple(tuple(v.shape[1:]) for v in x.values()) if isinstance(x, dict) else tuple(x.shape[1:])
         if shape not in per_shape:
             with torch.inference_mode():
-                per_shape[shape] = path_costs(cascade.model, select(x, one), 1)[cascade.k]
+                per_shape[shape] = measure_paths(cascade.model, select(x, one), 1)[cascade.k]
         c = per_shape[shape]
         size = batch_size(x)
         full_total += size * c["full"]["macs"]
@@ -83,7 +82,7 @@ def _batch_macs(cascade, batches: list, n_deferred: list[int]) -> tuple[float, f
 
 def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int = 5, device: str = "auto",
                   attach: str | None = None, limit: int | None = None, threads: int | None = None,
-                  pool: bool = False, cuda_graphs: bool | None = None) -> dict:
+                  pool: bool = False, cuda_graphs: bool | None = None, exit_rule: str = "max-prob") -> dict:
     """Realised vs ideal speed-up of the run's cascade at theta (a float, or "auto").
 
     threads: torch's intra-op CPU threads for the measurement (None: leave torch's setting).
@@ -92,8 +91,6 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
     cuda_graphs: None = the Cascade's default (on for image MainNets on CUDA); it applies to the
     full-MainNet baseline as well, so both sides are timed the same way.
     """
-    from engine.train import pick_device
-
     if batch < 1 or rounds < 1 or (limit is not None and limit < 1) or (threads is not None and threads < 1):
         raise UserError("--batch, --rounds, --limit and --threads must be at least 1")
     if threads is not None:
@@ -101,17 +98,20 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
     dev = pick_device(device)
     chosen = None
     if theta == "auto":
-        chosen = auto_theta_for_run(store, run_id, attach)
+        chosen = auto_theta_for_run(store, run_id, attach, exit_rule=exit_rule)
         theta = chosen["theta"]
     theta = float(theta)
-    view = load_view(store, run_id, attach, "test")
-    if view.side_logits is None:
+    view = prepare_one(store, run_id, attach, "test")
+    if not view.has_sidenet:
         raise UserError(f"run {run_id} has no SideNet (mainnet-only): there is no cascade to benchmark")
-    cascade, data, collate, run = load_cascade(store, run_id, theta, view.attach, str(dev), cuda_graphs=cuda_graphs)
+    cascade, data, collate, run = load_cascade(store, run_id, theta, view.attach, str(dev), cuda_graphs=cuda_graphs,
+                                               exit_rule=exit_rule)
     batches, n = _batches(data, collate, dev, batch, limit)
-    if n != len(view.labels) and limit is None:
+    if n != view.n and limit is None:
         raise UserError(f"run {run_id}: the test split rebuilt from its config has {n} inputs but the cache "
-                        f"holds {len(view.labels)}; the dataset files changed?")
+                        f"holds {view.n}; the dataset files changed?")
+    logits = store.logits(run_id, "test")
+    side_logits, main_logits = logits["heads"][view.attach][:n], logits["heads"]["main"][:n]
 
     # correctness, untimed: the cascade's answers against the cached-logit computation
     preds, exits = [], []
@@ -120,7 +120,7 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
         preds.append(out.pred.cpu())
         exits.append(out.exited.cpu())
     pred, exited = torch.cat(preds).numpy(), torch.cat(exits).numpy()
-    want_pred, want_exit = _cached_answers(view, theta, n)
+    want_pred, want_exit = _cached_answers(side_logits, main_logits, theta, exit_rule)
 
     # timing: interleaved segments, alternating order
     now = timer(dev)
@@ -157,16 +157,14 @@ def bench_cascade(store, run_id: str, theta="auto", batch: int = 64, rounds: int
     realized = float(np.median(full_s / cascade_s))
     pooled_s = np.array(per_round.get("pooled", []))
 
-    curve = ThetaCurve.from_logits(view.side_logits[:n], view.main_logits[:n], view.labels[:n])  # the inputs timed
+    curve = ThetaCurve.from_logits(side_logits, main_logits, view.labels[:n], exit_rule=exit_rule)  # the inputs timed
     at = curve.at(theta, view.costs)
     full_macs, cascade_macs = _batch_macs(cascade, batches, [int((~e).sum()) for e in exits])
     ideal = full_macs / cascade_macs
     goal = GOALS.get(dev.type, 0.9)
-    from engine.latency import device_name
-
     return {
         "run_id": run_id, "model": run["model"], "dataset": run["dataset"], "attach": view.attach,
-        "device": device_name(dev), "batch": batch, "n": n, "rounds": rounds,
+        "device": device_label(dev), "exit_rule": exit_rule, "batch": batch, "n": n, "rounds": rounds,
         "theta": theta, "theta_source": "auto" if chosen else "given", "auto_theta_val": chosen,
         "test_accuracy": at["accuracy"], "test_main_accuracy": at["main_accuracy"],
         "exit_fraction": at["exit_fraction"], "exit_fraction_measured": float(exited.mean()),

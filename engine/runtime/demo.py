@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.cascade import Cascade
 from engine.errors import UserError
-from engine.latency import time_parts
-from engine.train import to_device
+from engine.runtime.cascade import Cascade
+from engine.runtime.checkpoint import path_of
+from engine.runtime.device import to_device
+from engine.runtime.latency import time_parts
 
 MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MB
 MAX_PIXELS = 40_000_000  # 40 megapixels
@@ -123,7 +124,7 @@ def to_batch(raw, data, collate, device):
 # ----------------------------------------------------------------------------- running
 
 
-def softmax(logits: torch.Tensor) -> np.ndarray:
+def probabilities(logits: torch.Tensor) -> np.ndarray:
     """(C,) probabilities in float64 (the confidence used for the exit is their max)."""
     return torch.softmax(logits.detach().double().cpu(), dim=-1).numpy()
 
@@ -140,7 +141,7 @@ def run_single(cascade: Cascade, x, class_names: list[str], timing: bool = True,
     """The cascade on one input: SideNet probabilities and confidence, exit decision, answer,
     which head gave it, the MainNet's answer when it was computed (deferred), and timings."""
     out = cascade(x)
-    probs = softmax(out.side_logits[0])
+    probs = probabilities(out.side_logits[0])
     exited = bool(out.exited[0])
     pred = int(out.pred[0])
     result = {
@@ -157,7 +158,7 @@ def run_single(cascade: Cascade, x, class_names: list[str], timing: bool = True,
 
 
 def _main_result(logits: torch.Tensor, class_names: list[str]) -> dict:
-    probs = softmax(logits)
+    probs = probabilities(logits)
     pred = int(probs.argmax())
     return {"probs": probs, "pred": pred, "answer": class_names[pred], "conf": float(probs[pred])}
 
@@ -189,25 +190,22 @@ def model_view(x: torch.Tensor, data) -> Image.Image:
     return Image.fromarray(img.permute(1, 2, 0).numpy(), "RGB")
 
 
-def run_label(run: dict) -> str:
+def run_label(run: dict, store) -> str:
     """How the demo names a run in its picker."""
-    from pathlib import Path
-
-    missing = "" if run.get("checkpoint") and Path(run["checkpoint"]).exists() else "  (no checkpoint)"
+    ckpt = path_of(store, run.get("checkpoint"))
+    missing = "" if ckpt and ckpt.exists() else "  (no checkpoint)"
     attach = ",".join(run.get("attach") or []) or "no SideNet"
     return f"{run['model']} on {run['dataset']} @ {attach} · {run['run_id']}{missing}"
 
 
-def checkpoint_problem(run: dict) -> str | None:
+def checkpoint_problem(run: dict, store) -> str | None:
     """A message when the demo cannot load this run, else None."""
-    from pathlib import Path
-
     if not run.get("attach"):
         return f"run {run['run_id']} is MainNet-only (no SideNet): there is no early exit to demonstrate."
     ckpt = run.get("checkpoint")
     if not ckpt:
         return f"run {run['run_id']} has no checkpoint recorded, so its model cannot be loaded. Retrain it."
-    if not Path(ckpt).exists():
+    if not path_of(store, ckpt).exists():
         return (f"the checkpoint of run {run['run_id']} is missing ({ckpt}); its cached results still show in "
                 "the explorer, but the live demo needs the weights. Retrain the run or restore the file.")
     return None

@@ -14,8 +14,9 @@ from torch import nn
 
 from engine.config import TrainConfig
 from engine.datasets import load_dataset
-from engine.latency import timer
-from engine.train import build_model, pick_device, train_step
+from engine.runtime.device import pick_device
+from engine.runtime.latency import timer
+from engine.train import build_model, train_step
 
 
 class PlainResNetWithSideNet(nn.Module):
@@ -42,9 +43,9 @@ def bench_train_step(model: str = "resnet18", steps: int = 20, rounds: int = 3, 
     batches = [(x.to(device), y.to(device)) for x, y in batches]
 
     torch.manual_seed(0)
-    engine_model, _, _ = build_model(cfg, data, items[:2])
+    engine_model, _ = build_model(cfg, data)
     torch.manual_seed(0)
-    twin, _, _ = build_model(cfg, data, items[:2])
+    twin, _ = build_model(cfg, data)
     plain = PlainResNetWithSideNet(twin.mainnet.net, twin.sidenets["1"])
     engine_model.to(device).train(), plain.to(device).train()
     opt_engine = torch.optim.Adam(engine_model.parameters(), lr=cfg.lr)

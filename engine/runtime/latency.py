@@ -13,14 +13,16 @@ medians into the "ms" cost axis beside parameters and MACs.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from engine.cascade import Cascade, prepare
+from engine.errors import UserError
 from engine.mainnets import batch_size
-from engine.train import model_for_run, pick_device, to_device
+from engine.runtime.cascade import Cascade, prepare
+from engine.runtime.checkpoint import model_for_run
+from engine.runtime.device import autocast, device_label, pick_device, to_device
 
 PARTS = ("trunk+sidenet", "rest", "full")
 
@@ -33,13 +35,6 @@ def timer(device: torch.device) -> Callable[[], float]:
             return time.perf_counter()
         return now
     return time.perf_counter
-
-
-def device_name(device: torch.device) -> str:
-    """The device string stored with runs (engine.train.device_label)."""
-    from engine.train import device_label
-
-    return device_label(device)
 
 
 def inputs_for(data, collate, device: torch.device, batch_size: int, count: int, start: int = 0) -> list:
@@ -89,8 +84,6 @@ def measure(model, device: torch.device, inputs_1: list, inputs_b: list, repeats
 
     amp: as in Cascade ("auto": bf16 autocast on CUDA, like the run's evaluation).
     """
-    from engine.train import autocast
-
     size_b = batch_size(inputs_b[0])
     rows = []
     for k in model.attach or [0]:
@@ -125,20 +118,18 @@ def measure_run(store, run_id: str, device: str = "auto", batch_size: int = 64, 
     Batch-1 calls cycle over the first `n_inputs` test inputs (real sentences vary in length);
     the batched calls use consecutive test batches of `batch_size`.
     """
-    from engine.errors import UserError
-
     if min(batch_size, repeats, batch_repeats, n_inputs) < 1 or warmup < 0:
         raise UserError("batch size, repeats and inputs must be at least 1")
     run = store.get_run(run_id)
     if run["status"] != "complete":
         raise UserError(f"run {run_id} is {run['status']}, not complete")
     dev = pick_device(device)
-    model, data, collate = model_for_run(run, str(dev))
+    model, data, collate = model_for_run(run, store, str(dev))
     prepare(model)  # the same layout as the cascade runtime (channels_last for images)
     amp = (run.get("config") or {}).get("amp", "auto")
     inputs_1 = inputs_for(data, collate, dev, 1, min(n_inputs, len(data.test)))
     inputs_b = inputs_for(data, collate, dev, batch_size, 4)
-    name = device_name(dev)
+    name = device_label(dev)
     rows = [{**r, "device": name} for r in measure(model, dev, inputs_1, inputs_b, repeats, batch_repeats, warmup, amp)]
     if save:
         store.put_latency(run_id, rows)

@@ -10,46 +10,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from engine import paths
 from engine.errors import UserError
+from engine.store import schema
+from engine.store.schema import RUN_COLUMNS
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DB = REPO / "data" / "sidenets.duckdb"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, created_at TIMESTAMP, finished_at TIMESTAMP,
-    model VARCHAR, dataset VARCHAR, mode VARCHAR, seed INTEGER, attach VARCHAR[], sidenet_hidden INTEGER,
-    sidenet_order VARCHAR, num_classes INTEGER, class_names VARCHAR[], config JSON, device VARCHAR,
-    versions JSON, git_commit VARCHAR, wall_time_s DOUBLE, checkpoint VARCHAR, pid INTEGER, host VARCHAR,
-    error VARCHAR);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id VARCHAR, epoch INTEGER, lr DOUBLE, train_loss DOUBLE, val_loss DOUBLE, val_acc JSON, seconds DOUBLE);
-CREATE TABLE IF NOT EXISTS costs (
-    run_id VARCHAR, attach VARCHAR, part VARCHAR, params BIGINT, macs DOUBLE);
-CREATE TABLE IF NOT EXISTS samples (
-    run_id VARCHAR, split VARCHAR, idx INTEGER, label INTEGER, head VARCHAR, logits FLOAT[]);
-CREATE TABLE IF NOT EXISTS latency (
-    run_id VARCHAR, attach VARCHAR, device VARCHAR, part VARCHAR, batch_size INTEGER,
-    median_ms DOUBLE, p95_ms DOUBLE, throughput DOUBLE, measured_at TIMESTAMP);
-"""
-RUN_COLUMNS = ["run_id", "status", "created_at", "finished_at", "model", "dataset", "mode", "seed", "attach",
-               "sidenet_hidden", "sidenet_order", "num_classes", "class_names", "config", "device", "versions",
-               "git_commit", "wall_time_s", "checkpoint", "pid", "host", "error"]
-
-
-def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
-    """--db, else $SIDENETS_DB, else data/sidenets.duckdb."""
-    return Path(path or os.environ.get("SIDENETS_DB") or DEFAULT_DB)
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of a DuckDB file
+LOCK_PID = re.compile(r"PID (\d+)")
 
 
 def pid_alive(pid) -> bool:
@@ -72,53 +50,81 @@ class Store:
     """One DuckDB file. Every method opens and closes its own connection."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout_s: float = 30.0):
-        self.path = resolve_db_path(path)
+        self.path = paths.db_path(path)
         self.lock_timeout_s = lock_timeout_s
 
     # -- connections ------------------------------------------------------------------
+    def _check_file(self) -> None:
+        """A file that is not DuckDB's (a SQLite file would make DuckDB fetch an extension)."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except IsADirectoryError:
+            raise UserError(f"the database path {self.path} is a folder; give a .duckdb file") from None
+        except OSError as err:
+            raise UserError(f"cannot read {self.path}: {err.strerror or err}") from err
+        if head and head[8:12] != DUCKDB_MAGIC:
+            kind = "a SQLite database" if head.startswith(b"SQLite format 3") else "not a DuckDB database"
+            raise UserError(f"{self.path} is {kind}; give a SideNets .duckdb file (--db / SIDENETS_DB)")
+
     @contextlib.contextmanager
     def connect(self, write: bool = False):
-        if not write and not self.path.exists():
+        """A connection; a writer creates or migrates the schema, a reader needs the current one.
+        While another process writes, wait up to lock_timeout_s, then `DB busy (held by pid N)`."""
+        if self.path.exists():
+            self._check_file()
+        elif not write:
             raise UserError(f"no database at {self.path}: train a run first (python -m engine train --preset smoke)")
-        if write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise UserError(f"cannot create {self.path.parent}: {err.strerror or err}") from err
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=not write)
+                con = duckdb.connect(str(self.path), read_only=not write,
+                                     config={"autoload_known_extensions": False, "autoinstall_known_extensions": False})
                 break
             except duckdb.IOException as err:
-                if "lock" in str(err).lower() and time.monotonic() < deadline:
-                    time.sleep(0.1)  # another process is writing: wait for it
-                    continue
-                raise UserError(f"cannot open {self.path} as a DuckDB database: {str(err).splitlines()[0]}") from err
+                text = str(err)
+                if "lock" in text.lower():
+                    if time.monotonic() < deadline:
+                        time.sleep(0.1)  # another process is writing: wait for it
+                        continue
+                    holder = LOCK_PID.search(text)
+                    raise UserError(f"DB busy (held by pid {holder.group(1) if holder else 'unknown'}): {self.path} "
+                                    f"is being written by another process; try again when it is done") from err
+                raise UserError(f"cannot open {self.path} as a DuckDB database: {text.splitlines()[0]}") from err
             except duckdb.Error as err:
                 raise UserError(f"cannot open {self.path} as a DuckDB database: {str(err).splitlines()[0]}") from err
         try:
             if write:
-                con.execute(SCHEMA)
+                schema.ensure(con, self.path)
             yield con
         finally:
             con.close()
 
+    def migrate(self) -> int:
+        """Bring the file to the current schema (a writer does it on open); returns the version."""
+        with self.connect(write=True):
+            pass
+        return schema.SCHEMA_VERSION
+
     def _query(self, sql: str, params=()) -> list[dict]:
         with self.connect() as con:
-            if not self._has_schema(con):
+            if not schema.check_readable(con, self.path):
                 return []
             cur = con.execute(sql, params)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    @staticmethod
-    def _has_schema(con) -> bool:
-        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchall()[0][0])
 
     # -- writing a run ----------------------------------------------------------------
     def start_run(self, meta: dict) -> str:
         """Register a run as 'running' (invisible to the explorer) and return its id."""
         run_id = meta.get("run_id") or f"{meta['model']}-{meta['dataset']}-s{meta['seed']}-{uuid.uuid4().hex[:6]}"
         row = {**{c: None for c in RUN_COLUMNS}, **meta, "run_id": run_id, "status": "running",
-               "created_at": datetime.now(timezone.utc).replace(tzinfo=None), "pid": os.getpid(),
+               "created_at": datetime.now(UTC).replace(tzinfo=None), "pid": os.getpid(),
                "host": socket.gethostname()}
         for key in ("config", "versions"):
             row[key] = json.dumps(row[key]) if row[key] is not None else None
@@ -151,7 +157,7 @@ class Store:
                 con.execute("INSERT INTO samples SELECT * FROM new_samples")
                 con.unregister("new_samples")
                 con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_time_s = ?, checkpoint = ? "
-                            "WHERE run_id = ?", [datetime.now(timezone.utc).replace(tzinfo=None), wall_time_s,
+                            "WHERE run_id = ?", [datetime.now(UTC).replace(tzinfo=None), wall_time_s,
                                                  checkpoint, run_id])
                 con.execute("COMMIT")
             except BaseException:
@@ -161,7 +167,7 @@ class Store:
     def fail_run(self, run_id: str, error: str) -> None:
         with self.connect(write=True) as con:
             con.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
-                        [error[:2000], datetime.now(timezone.utc).replace(tzinfo=None), run_id])
+                        [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id])
 
     def _mark_dead_runs_failed(self, con) -> None:
         host = socket.gethostname()
@@ -182,7 +188,7 @@ class Store:
 
     def put_latency(self, run_id: str, rows: list[dict]) -> None:
         """Replace the run's latency rows for the device(s) given: dicts of the latency columns."""
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         with self.connect(write=True) as con:
             con.execute("BEGIN TRANSACTION")
             for device in {r["device"] for r in rows}:
@@ -242,7 +248,7 @@ class Store:
     def logits(self, run_id: str, split: str = "test") -> dict:
         """{"idx" (N,), "label" (N,), "heads": {head: logits float32 (N, C)}} in sample order."""
         with self.connect() as con:
-            if not self._has_schema(con):
+            if not schema.check_readable(con, self.path):
                 raise UserError(f"no run {run_id!r} in {self.path}")
             table = con.sql("SELECT head, idx, label, logits FROM samples WHERE run_id = $1 AND split = $2 "
                             "ORDER BY head, idx", params=[run_id, split]).to_arrow_table()

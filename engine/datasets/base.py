@@ -15,10 +15,8 @@ equals `test[i][0]` exactly.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +24,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SPLIT_SEED = 0  # the carve of val (and of rt-polarity's test) never depends on the run's seed
 CROP_PADDING = 4  # the paper's "random cropping with padding 4", applied at image_size
 PRERESIZE_MAX_BYTES = 256 * 2**20  # resize a whole split up front when it stays under this
@@ -41,16 +38,11 @@ class DatasetSplits:
     train: Dataset  # items: image -> (FloatTensor (3,H,W), int); text -> (str, int)
     val: Dataset
     test: Dataset
-    raw_test: Callable[[int], "Image.Image | str"]  # unaugmented raw test input i (demo gallery)
-    preprocess: Callable[["Image.Image | str"], "torch.Tensor | str"]  # eval-time conversion of a user input
+    raw_test: Callable[[int], Image.Image | str]  # unaugmented raw test input i (demo gallery)
+    preprocess: Callable[[Image.Image | str], torch.Tensor | str]  # eval-time conversion of a user input
     image_size: int | None = None  # images only: side of the square tensors
     normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # images only: (mean, std) used
     extra: dict = field(default_factory=dict)  # provenance notes (source, split sizes before limit, ...)
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("SIDENETS_DATA")
-    return Path(env) if env else REPO_ROOT / "data"
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -170,6 +162,14 @@ class ImageArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, idx) -> ImageArrayDataset:
+        """The rows idx (a seeded pick, e.g. --max-train), sharing this split's settings."""
+        out = object.__new__(ImageArrayDataset)
+        out.__dict__.update(self.__dict__)
+        t = torch.as_tensor(idx, dtype=torch.int64)
+        out.images, out.labels = self.images[t].contiguous(), self.labels[t].contiguous()
+        return out
+
     def uint8_item(self, i: int) -> torch.Tensor:
         """The unaugmented image i at image_size, uint8 (C, S, S)."""
         x = self.images[i]
@@ -189,8 +189,10 @@ class ImageArrayDataset(Dataset):
 def make_image_splits(name: str, *, train_images: torch.Tensor, train_labels: torch.Tensor,
                       test_images: torch.Tensor, test_labels: torch.Tensor, class_names: list[str],
                       n_val: int, gray: bool, image_size: int, normalize, default_normalize,
-                      limit: int | None, seed: int, extra: dict | None = None) -> DatasetSplits:
-    """Carve val (fixed seed) from train, apply `limit`, wrap in ImageArrayDatasets.
+                      limit: int | None, seed: int, extra: dict | None = None,
+                      val_from: str = "train") -> DatasetSplits:
+    """Carve val (fixed seed) from train (or, val_from="test", from the official test images,
+    the rest of which is then the test split), apply `limit`, wrap in ImageArrayDatasets.
 
     images: uint8 (N, C, H, W) with C = 1 when gray else 3."""
     check_limit(limit)
@@ -198,17 +200,25 @@ def make_image_splits(name: str, *, train_images: torch.Tensor, train_labels: to
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     mean, std = normalize if normalize is not None else default_normalize
     norm = Normalizer(mean, std)
-    tr_idx, va_idx = carve(len(train_labels), n_val)
+    if val_from == "train":
+        tr_idx, va_idx = carve(len(train_labels), n_val)
+        te_idx = np.arange(len(test_labels))
+        val_images, val_labels = train_images, train_labels
+    else:
+        tr_idx = np.arange(len(train_labels))
+        te_idx, va_idx = carve(len(test_labels), n_val)
+        val_images, val_labels = test_images, test_labels
+    full = (len(tr_idx), len(va_idx), len(te_idx))
     tr_idx = limit_train(tr_idx, limit, seed)
     va_idx = limit_eval(va_idx, limit)
-    te_idx = limit_eval(np.arange(len(test_labels)), limit)
+    te_idx = limit_eval(te_idx, limit)
 
     def ds(images, labels, idx, train):
         t = torch.as_tensor(idx, dtype=torch.int64)
         return ImageArrayDataset(images[t], labels[t], image_size=image_size, normalizer=norm, train=train)
 
     train = ds(train_images, train_labels, tr_idx, True)
-    val = ds(train_images, train_labels, va_idx, False)
+    val = ds(val_images, val_labels, va_idx, False)
     raw_test_images = test_images[torch.as_tensor(te_idx, dtype=torch.int64)]
     test = ImageArrayDataset(raw_test_images, test_labels[torch.as_tensor(te_idx, dtype=torch.int64)],
                              image_size=image_size, normalizer=norm, train=False)
@@ -227,7 +237,7 @@ def make_image_splits(name: str, *, train_images: torch.Tensor, train_labels: to
         name=name, kind="image", num_classes=len(class_names), class_names=list(class_names),
         train=train, val=val, test=test, raw_test=raw_test, preprocess=preprocess,
         image_size=image_size, normalize=(norm.mean, norm.std),
-        extra={"full_sizes": (len(train_labels) - n_val, n_val, len(test_labels)), **(extra or {})},
+        extra={"full_sizes": full, **(extra or {})},
     )
 
 
@@ -248,6 +258,9 @@ class TextDataset(Dataset):
 
     def __getitem__(self, i: int):
         return self.texts[i], int(self.labels[i])
+
+    def subset(self, idx) -> TextDataset:
+        return TextDataset([self.texts[int(i)] for i in idx], self.labels[torch.as_tensor(idx, dtype=torch.int64)].tolist())
 
 
 def preprocess_text(s) -> str:

@@ -38,11 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.cuda_graphs import GraphCache, bucket
+from engine.config import AMP_CHOICES
 from engine.errors import UserError
 from engine.mainnets import batch_size, select
-from engine.metrics import ThetaCurve
+from engine.mainnets.text import TextEncoderMainNet
+from engine.metrics import EXIT_RULES, ThetaCurve
 from engine.model import SideNetModel
+from engine.runtime.cuda_graphs import GraphCache, bucket
+from engine.runtime.device import amp_dtype
 
 MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points
 
@@ -64,14 +67,19 @@ class CascadeOutput:
     n_deferred: int
 
 
-def confidence(logits: torch.Tensor) -> torch.Tensor:
-    """Top-label softmax probability (B,) in float64 of (B, C) logits, on their device.
+def confidence(logits: torch.Tensor, rule: str = "max-prob") -> torch.Tensor:
+    """The exit rule's score (B,) in float64 of (B, C) logits, on their device: the top-label
+    softmax probability ("max-prob") or top-1 minus top-2 probability ("margin").
 
-    max softmax = exp(0) / sum(exp(x - max)): the value engine.metrics computes (float64, to
-    the last bit or two), so a sample exits here exactly when it exits in the cached-logit
-    computation. Three kernels: the hot path runs it on every batch.
+    The values engine.metrics computes (float64, to the last bit or two), so a sample exits here
+    exactly when it exits in the cached-logit computation. A few kernels: the hot path runs it on
+    every batch.
     """
-    return torch.softmax(logits.double(), dim=1).amax(dim=1)
+    p = torch.softmax(logits.double(), dim=1)
+    if rule == "max-prob":
+        return p.amax(dim=1)
+    top2 = p.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
 
 
 def confidence_and_prediction(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,8 +88,6 @@ def confidence_and_prediction(logits: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def is_image_model(model: SideNetModel) -> bool:
-    from engine.mainnets.text import TextEncoderMainNet
-
     return not isinstance(model.mainnet, TextEncoderMainNet)
 
 
@@ -117,7 +123,8 @@ class Cascade:
     """
 
     def __init__(self, model: SideNetModel, attach: int | str | None = None, theta: float = 0.9,
-                 amp: str = "auto", channels_last: bool | None = None, cuda_graphs: bool | None = None):
+                 amp: str = "auto", channels_last: bool | None = None, cuda_graphs: bool | None = None,
+                 exit_rule: str = "max-prob"):
         if not model.attach:
             raise UserError("this model has no SideNet (a mainnet-only run): there is no early exit")
         prepare(model, channels_last)
@@ -129,6 +136,9 @@ class Cascade:
         self.attach_name = self.net.attach_names()[self.k - 1]
         self.sidenet = model.sidenets[str(self.k)]
         self.theta = theta
+        if exit_rule not in EXIT_RULES:
+            raise UserError(f"unknown exit rule {exit_rule!r}; choose one of: {', '.join(EXIT_RULES)}")
+        self.exit_rule = exit_rule  # fixed for the Cascade's life: the CUDA graphs compute its score
         image, cuda = is_image_model(model), self.device.type == "cuda"
         if cuda_graphs and not (image and cuda):
             raise UserError("CUDA graphs need a CUDA device and an image MainNet")
@@ -155,9 +165,6 @@ class Cascade:
 
     @amp.setter
     def amp(self, value: str) -> None:
-        from engine.config import AMP_CHOICES
-        from engine.train import amp_dtype
-
         if value not in AMP_CHOICES:
             raise UserError(f"unknown amp {value!r}; choose {', '.join(AMP_CHOICES)}")
         self._amp = value
@@ -181,7 +188,7 @@ class Cascade:
             x_c = self.net.trunk(x, self.k)
             side = self.sidenet(self.net.side_features(x_c))
         side = side.float()
-        return x_c, side, confidence(side)
+        return x_c, side, confidence(side, self.exit_rule)
 
     def _rest_eager(self, x_c) -> torch.Tensor:
         with self._autocast():
@@ -330,21 +337,21 @@ def concat_states(states: list):
 
 
 def load_cascade(store, run_id: str, theta: float = 0.9, attach: str | None = None, device: str = "cpu",
-                 amp: str | None = None, cuda_graphs: bool | None = None):
+                 amp: str | None = None, cuda_graphs: bool | None = None, exit_rule: str = "max-prob"):
     """(Cascade, DatasetSplits, collate, run) for a complete run with a checkpoint.
 
     amp None: the run's own setting (so on CUDA the cascade computes like the run's evaluation did).
     """
-    from engine.train import model_for_run
+    from engine.runtime.checkpoint import model_for_run
 
     run = store.get_run(run_id)
     if run["status"] != "complete":
         raise UserError(f"run {run_id} is {run['status']}, not complete")
     if not run["attach"]:
         raise UserError(f"run {run_id} has no SideNet (mainnet-only): there is no early exit")
-    model, data, collate = model_for_run(run, device)
+    model, data, collate = model_for_run(run, store, device)
     amp = amp or (run.get("config") or {}).get("amp", "auto")
-    return Cascade(model, attach, theta, amp=amp, cuda_graphs=cuda_graphs), data, collate, run
+    return Cascade(model, attach, theta, amp=amp, cuda_graphs=cuda_graphs, exit_rule=exit_rule), data, collate, run
 
 
 def auto_theta(curve: ThetaCurve, max_drop: float = MAX_ACCURACY_DROP) -> dict:
@@ -368,8 +375,9 @@ def auto_theta(curve: ThetaCurve, max_drop: float = MAX_ACCURACY_DROP) -> dict:
             "main_accuracy": curve.main_accuracy, "max_drop": max_drop}
 
 
-def auto_theta_for_run(store, run_id: str, attach: str | None = None, max_drop: float = MAX_ACCURACY_DROP) -> dict:
+def auto_theta_for_run(store, run_id: str, attach: str | None = None, max_drop: float = MAX_ACCURACY_DROP,
+                       exit_rule: str = "max-prob") -> dict:
     """auto_theta on the run's cached validation logits."""
-    from engine.analysis import load_view
+    from engine.analysis.runs import prepare_one
 
-    return auto_theta(load_view(store, run_id, attach, split="val").curve(), max_drop)
+    return auto_theta(prepare_one(store, run_id, attach, split="val").curve_for(rule=exit_rule), max_drop)

@@ -1,0 +1,122 @@
+"""Batches on the device, with no per-item Python in the loop.
+
+- images: the split's uint8 tensor lives on the device once (GPU-resident on CUDA); each batch is
+  gathered, augmented in one go (the paper's zero-pad 4 + random crop + horizontal flip, offsets
+  drawn from the run's seeded generator), normalised, in channels_last for the convolutions;
+- text: sentences tokenised per batch by the model's collate (padded to the batch's longest);
+- features: rows of cached feature arrays (engine.features), cast to float32 on the device.
+
+Every iterator takes a torch.Generator for its order and augmentation, so a seed gives the same
+batches on every run, CPU or CUDA.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader
+
+from engine.datasets.base import CROP_PADDING, ImageArrayDataset, resize_uint8
+from engine.runtime.device import to_device
+
+
+def _order(n: int, shuffle: bool, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+
+
+def _chunks(order: torch.Tensor, batch_size: int, drop_single: bool) -> list[torch.Tensor]:
+    """Batches of the order; a last batch of ONE row is dropped when asked (BatchNorm cannot train on it)."""
+    parts = list(order.split(batch_size))
+    if drop_single and parts and len(parts[-1]) == 1 and len(order) > 1:
+        parts.pop()
+    return parts
+
+
+def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int = CROP_PADDING) -> torch.Tensor:
+    """The paper's augmentation on a batch: uint8 (B, C, S, S), shifts (B, 2) in [0, 2 pad], flips (B,)
+    bool -> uint8 (B, C, S, S): zero-pad `pad`, crop S x S at (top, left) = shifts, flip where asked."""
+    b, c, s, _ = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    ar = torch.arange(s, device=x.device)
+    rows = (shifts[:, 0:1] + ar).view(b, 1, s, 1).expand(b, c, s, s + 2 * pad)
+    out = padded.gather(2, rows)
+    cols = (shifts[:, 1:2] + ar).view(b, 1, 1, s).expand(b, c, s, s)
+    out = out.gather(3, cols)
+    return torch.where(flips.view(b, 1, 1, 1), out.flip(-1), out)
+
+
+class ImageBatches:
+    """Batches (x float32 (B, 3, S, S) channels_last, y (B,)) of an in-memory image split on a device."""
+
+    def __init__(self, ds: ImageArrayDataset, device: torch.device):
+        self.ds, self.device = ds, device
+        self.images = ds.images.to(device)  # uint8, resized up front when that is small (ImageArrayDataset)
+        self.labels = ds.labels.to(device)
+        mean, std = ds.normalizer.mean, ds.normalizer.std
+        self.m255 = (torch.tensor(mean) * 255).view(1, 3, 1, 1).to(device)
+        self.s255 = (torch.tensor(std) * 255).view(1, 3, 1, 1).to(device)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _prepare(self, idx: torch.Tensor, generator: torch.Generator | None, train: bool) -> torch.Tensor:
+        x = self.images[idx.to(self.device)]
+        if x.shape[-1] != self.ds.image_size:
+            x = resize_uint8(x, self.ds.image_size)
+        if train:
+            shifts = torch.randint(0, 2 * CROP_PADDING + 1, (len(idx), 2), generator=generator)
+            flips = torch.rand(len(idx), generator=generator) < 0.5
+            x = augment(x, shifts.to(self.device), flips.to(self.device))
+        x = x.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return ((x - self.m255) / self.s255).contiguous(memory_format=torch.channels_last)
+
+    def iterate(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                train: bool = False, drop_single: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in _chunks(_order(len(self), shuffle, generator), batch_size, drop_single):
+            yield self._prepare(idx, generator, train), self.labels[idx.to(self.device)]
+
+
+class TextBatches:
+    """Batches (tokens {"input_ids", "attention_mask"} (B, L), y (B,)) of a sentence split."""
+
+    def __init__(self, ds, collate: Callable, device: torch.device, num_workers: int = 0):
+        self.ds, self.collate, self.device, self.num_workers = ds, collate, device, num_workers
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def iterate(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                train: bool = False, drop_single: bool = False):
+        loader = DataLoader(self.ds, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                            collate_fn=self.collate, num_workers=self.num_workers,
+                            drop_last=drop_single and len(self.ds) % batch_size == 1,
+                            pin_memory=self.device.type == "cuda")
+        for x, y in loader:
+            yield to_device(x, self.device), y.to(self.device, non_blocking=True)
+
+
+class FeatureBatches:
+    """Batches ({tap: float32 (B, F)}, y (B,)) of cached features (engine.features), on a device."""
+
+    def __init__(self, features: dict[str, torch.Tensor], labels: torch.Tensor, device: torch.device):
+        self.features = {k: v.to(device) for k, v in features.items()}  # float16, as cached
+        self.labels = labels.to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def iterate(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                train: bool = False, drop_single: bool = False):
+        for idx in _chunks(_order(len(self), shuffle, generator), batch_size, drop_single):
+            idx = idx.to(self.device)
+            yield {k: v[idx].float() for k, v in self.features.items()}, self.labels[idx]
+
+
+def batches_for(ds, device: torch.device, collate: Callable | None = None, num_workers: int = 0):
+    """The batch iterator of a split: ImageBatches for in-memory images, else TextBatches."""
+    if isinstance(ds, ImageArrayDataset):
+        return ImageBatches(ds, device)
+    return TextBatches(ds, collate, device, num_workers)

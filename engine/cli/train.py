@@ -1,0 +1,103 @@
+"""`train` and `quickstart`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from engine.cli import positive_int
+from engine.config import AMP_CHOICES, MODE_HELP, MODES, OPTIMIZERS, SCHEDULES, TrainConfig, load_toml
+from engine.errors import UserError
+from engine.sidenet import ORDERS
+
+
+def train_configs(args) -> list[TrainConfig]:
+    """The configs of --preset / --config / flags, with the flags overriding; all validated."""
+    from engine.presets import preset
+
+    if args.preset and args.config:
+        raise UserError("give either --preset or --config, not both")
+    configs = preset(args.preset) if args.preset else load_toml(args.config) if args.config else [TrainConfig()]
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    return [dataclasses.replace(c, **overrides).resolved() for c in configs]
+
+
+def cmd_train(args) -> int:
+    from engine.cli.runs import print_summary
+    from engine.store import Store
+    from engine.train import train_run
+
+    configs = train_configs(args)  # validate every config before the first minute of training
+    store = Store(args.db)
+    total, done = sum(len(c.seeds) for c in configs), []
+    for cfg in configs:
+        for seed in cfg.seeds:
+            print(f"[{len(done) + 1}/{total}] training {cfg.model} on {cfg.dataset} ({cfg.mode}, seed {seed})",
+                  file=sys.stderr, flush=True)
+            done.append(train_run(cfg, seed, store))
+    print_summary(store, done)
+    return 0
+
+
+def cmd_quickstart(args) -> int:
+    """`make run`'s first half: train the quickstart's first configuration now (the explorer serves
+    once it is in), queue the rest as background jobs; nothing when the DB already holds runs."""
+    from engine.cli.runs import print_summary
+    from engine.jobs import JobQueue
+    from engine.presets import QUICKSTART_FOREGROUND, preset
+    from engine.store import Store
+    from engine.train import train_run
+
+    store = Store(args.db)
+    if store.path.exists() and store.list_runs(include_all=True):
+        print(f"{store.path} already holds runs; skipping the quickstart training", file=sys.stderr)
+        return 0
+    configs = [c.resolved() for c in preset("quickstart")]
+    now, later = configs[:QUICKSTART_FOREGROUND], configs[QUICKSTART_FOREGROUND:]
+    done = []
+    for cfg in now:
+        for seed in cfg.seeds:
+            print(f"quickstart: training {cfg.model} on {cfg.dataset} ({cfg.mode}, seed {seed})", file=sys.stderr,
+                  flush=True)
+            done.append(train_run(cfg, seed, store))
+    if later:
+        queue = JobQueue(db=store.path)
+        for cfg in later:
+            queue.submit(cfg.to_dict(), cfg.seeds, label=f"quickstart: {cfg.model} on {cfg.dataset} ({cfg.mode})")
+        queue.ensure_worker()
+        print(f"quickstart: {len(later)} more configuration(s) train in the background; their runs appear in "
+              "the explorer as they land (progress on its Train page)", file=sys.stderr)
+    print_summary(store, done)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="train MainNet + SideNet runs into the cache")
+    t.add_argument("--preset", help="a preset name (python -m engine presets lists them)")
+    t.add_argument("--config", help="a TOML file of TrainConfig fields (optional [[runs]] tables)")
+    t.add_argument("--model"), t.add_argument("--dataset")
+    t.add_argument("--attach", nargs="+", help="attach point(s), e.g. layer1 layer2 / encoder4 / block3")
+    t.add_argument("--hidden", dest="sidenet_hidden", type=positive_int, help="SideNet hidden units (default 32)")
+    t.add_argument("--order", dest="sidenet_order", choices=ORDERS)
+    t.add_argument("--mode", choices=MODES, help="; ".join(f"{m}: {h}" for m, h in MODE_HELP.items()))
+    t.add_argument("--seeds", nargs="+", type=int)
+    t.add_argument("--epochs", type=positive_int), t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--lr", type=float), t.add_argument("--lr-factor", type=float)
+    t.add_argument("--optimizer", choices=OPTIMIZERS), t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--momentum", type=float), t.add_argument("--weight-decay", type=float)
+    t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--alpha", type=float), t.add_argument("--patience", type=positive_int)
+    t.add_argument("--limit", type=positive_int, help="cap every split at N samples (real small subsets)")
+    t.add_argument("--max-train", type=positive_int, help="cap the training split only at N samples")
+    t.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--init-from", help="initialise from a run's checkpoint (frozen mode needs it)")
+    t.add_argument("--stem", help="ResNets: paper (no max-pool, default) or torchvision")
+    t.add_argument("--pooling", help="text encoders: cls or mean (default: the model's)")
+    t.add_argument("--max-length", type=positive_int), t.add_argument("--device")
+    t.add_argument("--amp", choices=AMP_CHOICES)
+    t.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("quickstart", help="train the quickstart's first configuration, queue the rest in the "
+                       "background (nothing if the DB holds runs)")
+    q.set_defaults(func=cmd_quickstart)

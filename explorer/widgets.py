@@ -1,0 +1,139 @@
+"""Widgets and page scaffolding shared by the pages: the page start, selections, theta, the sidebar.
+
+Session-wide choices (dataset, theta, exit rule) use fixed widget keys, so they survive page switches.
+"""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from engine.analysis import configurations
+from engine.analysis.configurations import Configuration
+from engine.errors import UserError
+from engine.metrics import EXIT_RULES
+from explorer import cache
+from explorer.formatting import COST_NAMES, EXIT_RULE_NAMES, md_escape
+
+DEFAULT_THETA = 0.8
+THETA_STEP = 0.001
+EMPTY_HINT = ("No runs yet. Train some: `make run` (trains the quickstart preset, then serves this app), "
+              "`python -m engine train --preset smoke`, or the **Train** page.")
+
+
+# -- page setup ------------------------------------------------------------------------------
+def page_start(title: str, caption: str) -> tuple[list[dict], list[Configuration]]:
+    """The start of every analysis page: title and caption, then (complete runs, configurations);
+    stops the page with a friendly message while the DB is missing, unreadable or empty."""
+    st.title(title)
+    st.caption(caption)
+    runs = require_runs()
+    return runs, configurations.group_runs(runs)
+
+
+def require_sidenet(configs: list[Configuration], message: str) -> list[Configuration]:
+    """The configurations that have a SideNet; stops the page with `message` when there are none."""
+    with_side = configurations.select(configs, sidenet=True)
+    if not with_side:
+        st.info(message, icon=":material/info:")
+        st.stop()
+    return with_side
+
+
+def _empty_state(message: str, error: bool) -> None:
+    (st.error if error else st.info)(message, icon=":material/error:" if error else ":material/info:")
+    st.markdown(EMPTY_HINT)
+    try:
+        st.caption(f"Database: {md_escape(cache.db_path())} (set `SIDENETS_DB` to use another file).")
+    except UserError as err:
+        st.caption(md_escape(err))
+
+
+def require_runs(include_all: bool = False) -> list[dict]:
+    """The runs, or a clear message (bad DB / no runs) and stop the page (the app stays up)."""
+    try:
+        path = cache.db_path()
+        if not path.exists():
+            _empty_state(f"No database at {md_escape(path)}.", error=True)
+            st.stop()
+        runs = cache.list_runs(include_all)
+    except UserError as err:
+        _empty_state(f"Cannot read the database: {md_escape(err)}", error=True)
+        st.stop()
+    if not runs:
+        _empty_state("This database holds no complete run yet.", error=False)
+        st.stop()
+    return runs
+
+
+# -- selections ------------------------------------------------------------------------------
+def dataset_select(configs: list[Configuration], container=st) -> str:
+    names = configurations.datasets(configs)
+    if st.session_state.get("dataset") not in names:
+        st.session_state["dataset"] = names[0]
+    return container.selectbox("Dataset", names, key="dataset",
+                               help="Datasets that have complete runs in the database.")
+
+
+def exit_rule_select(container=st) -> str:
+    """The exit rule, shared across pages (metrics, charts and the live demo follow it)."""
+    if st.session_state.get("exit_rule") not in EXIT_RULES:
+        st.session_state["exit_rule"] = EXIT_RULES[0]
+    return container.radio("Exit rule", EXIT_RULES, key="exit_rule", horizontal=True,
+                           format_func=EXIT_RULE_NAMES.get,
+                           help="How the SideNet's confidence is read. Max probability: the top class's softmax "
+                                "probability (for a binary head max(p, 1 − p)). Margin: top-1 minus top-2 "
+                                "probability (|2p − 1| for a binary head), under which the paper's θ = 0.2 and 0.4 "
+                                "differ. Calibration always uses the top-class probability.")
+
+
+def theta_control(container=None) -> float:
+    """The theta slider (fine steps) and a number box, kept in sync and shared across pages.
+
+    Both widgets keep their value for the whole session (``persist_state="session"``), so θ
+    survives page switches; each one's callback copies its value into the other.
+    """
+    c = container or st
+    left, right = c.columns([5, 1], vertical_alignment="bottom")
+    theta = left.slider("Threshold θ: a sample exits at the SideNet when its confidence ≥ θ", 0.0, 1.0,
+                        value=DEFAULT_THETA, step=THETA_STEP, format="%.3f", key="theta_slider",
+                        on_change=_sync_theta, args=("theta_slider", "theta_box"), persist_state="session",
+                        help="θ = 0 exits every sample; θ = 1 never exits (the MainNet answers everything).")
+    right.number_input("θ", 0.0, 1.0, value=DEFAULT_THETA, step=THETA_STEP, format="%.3f", key="theta_box",
+                       on_change=_sync_theta, args=("theta_box", "theta_slider"), persist_state="session")
+    return float(theta)
+
+
+def _sync_theta(source: str, other: str) -> None:
+    ss = st.session_state
+    ss[other] = min(1.0, max(0.0, round(float(ss[source]), 6)))
+
+
+def cost_kind_select(kinds: list[str], container=st, key: str = "cost_kind") -> str:
+    """Radio among the cost kinds that exist (latency only once measured)."""
+    if not kinds:
+        return "params"
+    if st.session_state.get(key) not in kinds:
+        st.session_state[key] = kinds[0]
+    return container.radio("Cost axis", kinds, format_func=COST_NAMES.get, key=key, horizontal=True,
+                           help="Average cost per input: parameters touched, multiply-accumulates, or "
+                                "measured latency (stored by `python -m engine latency RUN`).")
+
+
+# -- sidebar -----------------------------------------------------------------------------------
+def env_db_note() -> str:
+    return "from $SIDENETS_DB" if os.environ.get("SIDENETS_DB") else "default; set $SIDENETS_DB to change"
+
+
+def sidebar_jobs() -> None:
+    """One line about background training, if any is active."""
+    try:
+        active = [j for j in cache.job_queue().jobs() if j["state"] in ("queued", "running")]
+    except (OSError, UserError):
+        return
+    if active:
+        running = [j for j in active if j["state"] == "running"]
+        text = f"Training: {len(running)} running, {len(active) - len(running)} queued"
+        if running:
+            text += f" ({running[0]['fraction']:.0%})"
+        st.caption(f":orange[{text}] (Train page)")
