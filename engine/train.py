@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from engine import costs as cost_counting
 from engine import mainnets
+from engine.faults import point
 from engine.batches import FeatureBatches, batches_for
 from engine.config import TrainConfig
 from engine.datasets import DatasetSplits, load_dataset
@@ -133,6 +134,7 @@ def train_run(cfg: TrainConfig, seed: int, store: Store, progress: Progress | No
             "class_names": data.class_names, "config": {**cfg.to_dict(), "seeds": [seed]},
             **checkpoint.provenance(device)}
     run_id = store.start_run(meta)
+    point("train:after-start")
     started = time.perf_counter()
     try:
         if cfg.cached:
@@ -140,10 +142,13 @@ def train_run(cfg: TrainConfig, seed: int, store: Store, progress: Progress | No
         else:
             splits = {s: batches_for(getattr(data, s), device, collate, cfg.num_workers) for s in ("train", "val", "test")}
         record = _fit(model, cfg, splits, device, names, seed, progress, run_id)
+        point("train:after-fit")
         costs = cost_counting.run_costs(model, data, collate, device, names)
         ckpt = checkpoint.save(model, store, run_id, backbone)
+        point("train:after-checkpoint")
         store.finish_run(run_id, epochs=record["epochs"], costs=costs, samples=record["samples"],
                          wall_time_s=time.perf_counter() - started, checkpoint=ckpt)
+        point("train:after-finish")
     except BaseException as err:  # KeyboardInterrupt / SystemExit (cancel) included
         store.fail_run(run_id, f"{err.__class__.__name__}: {err}")
         raise
@@ -204,6 +209,8 @@ def _fit(model: SideNetModel, cfg: TrainConfig, splits: dict, device, names: dic
                    total=steps, desc=f"{run_id} epoch {epoch}/{cfg.epochs}", dynamic_ncols=True)
         for step, (x, y) in enumerate(bar, 1):
             running += train_step(model, optimizer, x, y, cfg, device, need_main)
+            if step == 1:
+                point("train:first-step")
             if per_step:
                 scheduler.step()
             if step % 25 == 0 or step == steps:  # one host sync every 25 steps, not per step
