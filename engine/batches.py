@@ -24,12 +24,13 @@ def _order(n: int, shuffle: bool, generator: torch.Generator | None) -> torch.Te
     return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
 
 
-def _chunks(order: torch.Tensor, batch_size: int, drop_single: bool) -> list[torch.Tensor]:
-    """Batches of the order; a last batch of ONE row is dropped when asked (BatchNorm cannot train on it)."""
-    parts = list(order.split(batch_size))
-    if drop_single and parts and len(parts[-1]) == 1 and len(order) > 1:
-        parts.pop()
-    return parts
+def batch_sizes(n: int, batch_size: int, drop_single: bool) -> list[int]:
+    """The batch sizes of an epoch; a last batch of ONE row is dropped when asked (BatchNorm cannot
+    train on it)."""
+    sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    if drop_single and sizes and sizes[-1] == 1 and n > 1:
+        sizes.pop()
+    return sizes
 
 
 def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int = CROP_PADDING) -> torch.Tensor:
@@ -59,14 +60,12 @@ class ImageBatches:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _prepare(self, idx: torch.Tensor, generator: torch.Generator | None, train: bool) -> torch.Tensor:
-        x = self.images[idx.to(self.device)]
+    def _prepare(self, idx: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
+        x = self.images[idx]
         if x.shape[-1] != self.ds.image_size:
             x = resize_uint8(x, self.ds.image_size)
-        if train:
-            shifts = torch.randint(0, 2 * CROP_PADDING + 1, (len(idx), 2), generator=generator)
-            flips = torch.rand(len(idx), generator=generator) < 0.5
-            x = augment(x, shifts.to(self.device), flips.to(self.device))
+        if shifts is not None:
+            x = augment(x, shifts, flips)
         x = x.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
@@ -74,8 +73,20 @@ class ImageBatches:
 
     def iterate(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 train: bool = False, drop_single: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in _chunks(_order(len(self), shuffle, generator), batch_size, drop_single):
-            yield self._prepare(idx, generator, train), self.labels[idx.to(self.device)]
+        """The epoch's order and augmentation are drawn at once and moved to the device once: no
+        host synchronisation per batch."""
+        n = len(self)
+        order = _order(n, shuffle, generator).to(self.device)
+        shifts = flips = None
+        if train:
+            shifts = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=generator).to(self.device)
+            flips = (torch.rand(n, generator=generator) < 0.5).to(self.device)
+        start = 0
+        for size in batch_sizes(n, batch_size, drop_single):
+            idx = order[start:start + size]
+            yield self._prepare(idx, shifts[start:start + size] if train else None,
+                                flips[start:start + size] if train else None), self.labels[idx]
+            start += size
 
 
 class TextBatches:
@@ -110,9 +121,11 @@ class FeatureBatches:
 
     def iterate(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 train: bool = False, drop_single: bool = False):
-        for idx in _chunks(_order(len(self), shuffle, generator), batch_size, drop_single):
-            idx = idx.to(self.device)
+        order, start = _order(len(self), shuffle, generator).to(self.device), 0
+        for size in batch_sizes(len(self), batch_size, drop_single):
+            idx = order[start:start + size]
             yield {k: v[idx].float() for k, v in self.features.items()}, self.labels[idx]
+            start += size
 
 
 def batches_for(ds, device: torch.device, collate: Callable | None = None, num_workers: int = 0):

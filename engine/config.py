@@ -33,6 +33,7 @@ AMP_CHOICES = ("auto", "bf16", "none")  # bf16 autocast: on CUDA by default / al
 PAPER_DEFAULTS = {"image": {"lr": 3e-4, "epochs": 50, "batch_size": 64},
                   "text": {"lr": 3e-6, "epochs": 20, "batch_size": 32}}
 MAX_SEEDS = 50
+FROM_MAINNET_ONLY = "@mainnet-only"  # init_from: the same model/dataset/seed's mainnet-only run in the DB
 
 # field -> (smallest allowed value, largest or None); ints, then floats (finite)
 _INTS = {"sidenet_hidden": (1, 65536), "epochs": (1, 100_000), "batch_size": (2, 1 << 20), "patience": (1, 10_000),
@@ -91,7 +92,8 @@ class TrainConfig:
         spec = mainnets.get(self.model)
         data = datasets.get(self.dataset)
         if data.kind != spec.kind:
-            raise UserError(f"model {self.model!r} takes {spec.kind} inputs but dataset {self.dataset!r} is {data.kind}")
+            raise UserError(f"model {self.model!r} takes {spec.kind} inputs but dataset {self.dataset!r} "
+                            f"is {data.kind}")
         if self.mode == "frozen" and not self.init_from:
             raise UserError("frozen mode trains only the SideNet on an already-trained MainNet: "
                             "pass --init-from RUN (e.g. a mainnet-only run)")
@@ -101,8 +103,8 @@ class TrainConfig:
         if pretrained and spec.pretrained == "none":
             raise UserError(f"{self.model} has no pretrained weights")
         if self.mode == "head" and (spec.pretrained == "none" or not pretrained):
-            raise UserError(f"head mode freezes a pretrained backbone, and {self.model} "
-                            + ("has no pretrained weights" if spec.pretrained == "none" else "is set to --no-pretrained")
+            why = "has no pretrained weights" if spec.pretrained == "none" else "is set to --no-pretrained"
+            raise UserError(f"head mode freezes a pretrained backbone, and {self.model} {why}"
                             + "; use --mode joint, or a model with weights (efficientnet-lite0, minilm-l6, ...)")
         stem = _choice("stem", self.stem, spec.stems, self.model)
         pooling = _choice("pooling", self.pooling, spec.poolings, self.model)
@@ -110,7 +112,8 @@ class TrainConfig:
             valid = mainnets.attach_names(self.model)
             for name in self.attach:
                 if name not in valid:
-                    raise UserError(f"attach point {name!r} is not valid for {self.model}; choose one of: {', '.join(valid)}")
+                    raise UserError(f"attach point {name!r} is not valid for {self.model}; "
+                                    f"choose one of: {', '.join(valid)}")
         if self.mode == "mainnet-only" and self.attach:
             raise UserError("mainnet-only mode has no SideNet: drop --attach")
         filled = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in PAPER_DEFAULTS[spec.kind].items()}
@@ -143,6 +146,12 @@ def _check_types(cfg: TrainConfig) -> None:
     for name in ("model", "dataset", "device"):
         if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name).strip():
             raise UserError(f"{name} must be a non-empty string, got {getattr(cfg, name)!r}")
+    local_hf_folder = _exists(cfg.model) and Path(cfg.model, "config.json").is_file()  # a saved HF model: fine
+    if cfg.model not in mainnets.names() and not local_hf_folder and (cfg.model.startswith(("/", ".", "~"))
+                                                                      or _exists(cfg.model)):
+        raise UserError(f"model {cfg.model!r} is a local path; give a registered model name "
+                        f"({', '.join(mainnets.names())}), a Hugging Face encoder id or a saved Hugging Face "
+                        "model folder (with its config.json)")
     for name, choices in _CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise UserError(f"unknown {name} {getattr(cfg, name)!r}; choose one of: {', '.join(choices)}")
@@ -163,8 +172,9 @@ def _check_types(cfg: TrainConfig) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{name} must be a finite number, got {value!r}")
-        if not lo <= value <= hi or (name == "lr" and value == 0):
-            raise UserError(f"{name} must be in {'(' if name == 'lr' else '['}{lo}, {hi}], got {value}")
+        open_low = name in ("lr", "lr_factor")  # 0 would stop the training
+        if not lo <= value <= hi or (open_low and value == 0):
+            raise UserError(f"{name} must be in {'(' if open_low else '['}{lo}, {hi}], got {value}")
     if not isinstance(cfg.attach, list) or not all(isinstance(a, str) for a in cfg.attach):
         raise UserError(f"attach must be a list of attach point names, got {cfg.attach!r}")
     if (not isinstance(cfg.seeds, list) or not cfg.seeds or len(cfg.seeds) > MAX_SEEDS
@@ -176,6 +186,13 @@ def _check_types(cfg: TrainConfig) -> None:
     for name in ("init_from", "stem", "pooling", "preset"):
         if getattr(cfg, name) is not None and not isinstance(getattr(cfg, name), str):
             raise UserError(f"{name} must be a string, got {getattr(cfg, name)!r}")
+
+
+def _exists(name: str) -> bool:
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def load_toml(path: str | Path) -> list[TrainConfig]:

@@ -51,8 +51,8 @@ def measure_paths(model: SideNetModel, example_input, batch_size: int) -> dict[i
     for k in model.attach:
         trunk, x_c = _count(net, lambda k=k: net.trunk(example_input, k), batch_size)
         side_net = model.sidenets[str(k)]
-        side, _ = _count(side_net, lambda: side_net(net.side_features(x_c)), batch_size)
-        rest, _ = _count(net, lambda k=k: net.rest(x_c, k), batch_size)
+        side, _ = _count(side_net, lambda s=side_net, x=x_c: s(net.side_features(x)), batch_size)
+        rest, _ = _count(net, lambda k=k, x=x_c: net.rest(x, k), batch_size)
         result[k] = {"trunk": trunk, "sidenet": side, "rest": rest, "full": full}
     model.train(was)
     return result

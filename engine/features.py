@@ -108,9 +108,11 @@ class FeatureCache:
         return None
 
     # -- building ---------------------------------------------------------------------------
-    def get(self, keys: dict[str, dict], labels: np.ndarray, compute) -> dict[str, torch.Tensor]:
+    def get(self, keys: dict[str, dict], labels: np.ndarray, compute, source: dict | None = None) -> dict[str, torch.Tensor]:
         """{tap: float16 (N, F)} for the keys {tap: key}; the missing ones are built together by
-        ``compute(taps) -> {tap: float32 array (N, F)}`` (one backbone pass), then read back."""
+        ``compute(taps) -> {tap: float32 array (N, F)}`` (one backbone pass), then read back.
+        ``source``: the training settings that reproduce these keys (kept in the manifest, so the
+        explorer can offer the entry as a backbone to design SideNets on)."""
         out = {tap: self.read(key, labels) for tap, key in keys.items()}
         missing = [tap for tap, value in out.items() if value is None]
         if not missing:
@@ -126,7 +128,7 @@ class FeatureCache:
                 if missing:
                     arrays = compute(missing)
                     for tap in missing:
-                        self._write(keys[tap], np.asarray(arrays[tap], dtype=np.float16), labels)
+                        self._write(keys[tap], np.asarray(arrays[tap], dtype=np.float16), labels, source)
                         out[tap] = self.read(keys[tap], labels)
                         if out[tap] is None:
                             raise UserError(f"feature cache: the entry for {tap} could not be read back after writing")
@@ -134,7 +136,7 @@ class FeatureCache:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return out
 
-    def _write(self, key: dict, features: np.ndarray, labels: np.ndarray) -> None:
+    def _write(self, key: dict, features: np.ndarray, labels: np.ndarray, source: dict | None = None) -> None:
         folder = self.folder(key)
         tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
         try:
@@ -145,7 +147,7 @@ class FeatureCache:
             feats = tmp / "features.npy"
             manifest = {"version": VERSION, "key": key, "shape": list(features.shape), "dtype": "float16",
                         "bytes": feats.stat().st_size, "crc32": _crc32(feats),
-                        "created": datetime.now(UTC).isoformat(timespec="seconds")}
+                        "created": datetime.now(UTC).isoformat(timespec="seconds"), "source": source or {}}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
@@ -156,7 +158,7 @@ class FeatureCache:
 
     # -- listing ----------------------------------------------------------------------------
     def entries(self) -> list[dict]:
-        """Every complete entry: id, model, dataset, split, tap, shape, bytes, created, key."""
+        """Every complete entry: id, model, dataset, split, tap, shape, bytes, created, key, source."""
         out = []
         for manifest_path in sorted(self.root.glob("*/*/manifest.json")):
             with contextlib.suppress(OSError, ValueError, KeyError):
@@ -165,8 +167,41 @@ class FeatureCache:
                 size = sum(p.stat().st_size for p in manifest_path.parent.iterdir() if p.is_file())
                 out.append({"id": manifest_path.parent.name, "model": key["model"], "dataset": key["dataset"],
                             "split": key["split"], "tap": key["tap"], "shape": m["shape"], "bytes": size,
-                            "created": m.get("created"), "key": key})
+                            "created": m.get("created"), "key": key, "source": m.get("source") or {}})
         return out
+
+    def backbones(self) -> list[dict]:
+        """Cached backbones to train heads on: entries grouped by everything but split and tap.
+        Each: {"id", "label", "source" (TrainConfig fields that reproduce the keys), "taps" (cached in
+        all three splits), "attach_names" (all of the model's), "size"}; newest first."""
+        from engine import mainnets
+
+        groups: dict[str, dict] = {}
+        for e in self.entries():
+            if not e["source"]:
+                continue
+            rest = {k: v for k, v in e["key"].items() if k not in ("split", "tap", "subset_seed")}
+            gid = self.entry_id(rest)
+            g = groups.setdefault(gid, {"id": gid, "source": e["source"], "splits": {}, "bytes": 0, "created": ""})
+            g["splits"].setdefault(e["tap"], set()).add(e["split"])
+            g["bytes"] += e["bytes"]
+            g["created"] = max(g["created"], e["created"] or "")
+        out = []
+        for g in groups.values():
+            src = g["source"]
+            taps = sorted(t for t, splits in g["splits"].items() if {"train", "val", "test"} <= splits)
+            if "head" not in taps:
+                continue
+            try:
+                names = mainnets.attach_names(src["model"])
+            except UserError:
+                continue
+            where = "pretrained weights" if src.get("mode") == "head" else f"the MainNet of run {src.get('init_from')}"
+            out.append({"id": g["id"], "source": src, "taps": taps, "attach_names": names, "created": g["created"],
+                        "size": f"{g['bytes'] / 2**20:.0f} MB",
+                        "label": f"{src['model']} on {src['dataset']}, {where} (cached: "
+                                 f"{', '.join(t for t in taps if t != 'head') or 'final head only'})"})
+        return sorted(out, key=lambda b: b["created"], reverse=True)
 
     def remove(self, entry_id: str | None = None) -> int:
         """Remove one entry (by id) or all (None); returns how many. Unknown id -> UserError."""

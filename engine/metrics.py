@@ -320,3 +320,24 @@ def accuracy_table(curves: list[ThetaCurve], thetas=(0.2, 0.4, 0.6, 0.8, 0.9)):
     """Cascade accuracy ``(mean (T,), std (T,))`` over runs (fractions), like the paper's Table 3."""
     thetas = _check_theta(thetas)
     return mean_std(np.stack([c.accuracy(thetas) for c in curves]))
+
+
+def auto_theta(curve: ThetaCurve, max_drop: float = 0.005) -> dict:
+    """The smallest theta (largest exit) whose cascade accuracy is >= MainNet accuracy - max_drop.
+
+    curve: a ThetaCurve, normally of the VALIDATION split. The candidates are every distinct
+    SideNet confidence (a sample exits iff conf >= theta, so only these values change anything),
+    the largest float below 1.0 when some confidences saturate at exactly 1.0 (it exits only
+    those) and 1.0 (nothing exits, accuracy = the MainNet's, always feasible). Returns {"theta", "accuracy",
+    "exit_fraction", "main_accuracy", "max_drop"} on that split.
+    """
+    if not 0.0 <= max_drop <= 1.0:
+        raise ValueError(f"max_drop must be in [0, 1], got {max_drop}")
+    extra = [np.nextafter(1.0, 0.0), 1.0] if curve.n and curve.conf[-1] >= 1.0 else [1.0]
+    candidates = np.unique(np.concatenate([curve.conf[curve.conf < 1.0], extra]))
+    accuracy = np.asarray(curve.accuracy(candidates))
+    floor = curve.main_accuracy - max_drop - 1e-12  # 1e-12: counts / n are not exact decimals
+    ok = np.flatnonzero(accuracy >= floor)  # never empty: theta = 1.0 is the MainNet itself
+    theta = float(candidates[ok[0]])
+    return {"theta": theta, "accuracy": float(accuracy[ok[0]]), "exit_fraction": float(curve.exit_fraction(theta)),
+            "main_accuracy": curve.main_accuracy, "max_drop": max_drop}

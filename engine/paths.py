@@ -11,6 +11,7 @@ here), so a child process started elsewhere (the job worker) sees the same files
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from engine.errors import UserError
@@ -48,6 +49,13 @@ def jobs_dir(db: str | os.PathLike | None = None) -> Path:
 def checkpoints_dir(db: str | os.PathLike | None = None) -> Path:
     """checkpoints/ next to the DB (runs store their checkpoint relative to the DB's folder)."""
     return db_path(db).parent / "checkpoints"
+
+
+def checkpoint_file(db: str | os.PathLike | None, run_id: str) -> Path | None:
+    """checkpoints/<run_id>.safetensors next to the DB; None for a run id that is not a plain file name."""
+    if not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", run_id):
+        return None
+    return checkpoints_dir(db) / f"{run_id}.safetensors"
 
 
 def features_dir() -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from engine.config import TrainConfig
+from engine.config import FROM_MAINNET_ONLY, TrainConfig
 from engine.errors import UserError
 
 
@@ -34,6 +34,13 @@ def _grid(models: dict[str, dict], dataset: str, modes=("joint",), seeds: int = 
 PAPER_VISION = {f"resnet{d}": {"pretrained": True} for d in (18, 34, 50, 152)}
 PAPER_TEXT = {"distilbert-base-uncased": {"batch_size": 32}, "bert-base-uncased": {"batch_size": 16},
               "bert-large-uncased": {"batch_size": 3}}
+# The fast vision recipe (airbench-style): SGD nesterov + one-cycle, label smoothing, bf16 autocast
+# and channels_last on the CPU too; the data stay in memory (engine.batches).
+FAST = {"optimizer": "sgd", "schedule": "onecycle", "lr": 0.1, "batch_size": 128, "momentum": 0.9,
+        "weight_decay": 5e-4, "label_smoothing": 0.1, "amp": "bf16"}
+FAST_GPU = {**FAST, "lr": 0.2, "batch_size": 512}
+TEXT_FINETUNE = {"lr": 5e-5, "epochs": 1, "amp": "bf16"}  # one epoch of joint fine-tuning (Adam)
+QUICKSTART_FOREGROUND = 1  # configs of the quickstart trained before the explorer serves; the rest queue
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("smoke", "ResNet18 on 256 Fashion-MNIST images per split and MiniLM-L6 on 96 sentences, one epoch "
@@ -41,17 +48,54 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                TrainConfig(model="resnet18", dataset="fashion-mnist", epochs=1, limit=256, batch_size=64),
                TrainConfig(model="minilm-l6", dataset="rt-polarity", epochs=1, limit=96, batch_size=32, lr=5e-5),
            ), protocol="none: a functional test on tiny real subsets"),
-    Preset("quickstart", "MiniLM-L6 on rt-polarity and ResNet18 on Fashion-MNIST (make run)", (
-        TrainConfig(model="resnet18", dataset="fashion-mnist", epochs=2, max_train=24_000),
-        TrainConfig(model="minilm-l6", dataset="rt-polarity", epochs=1, lr=5e-5),
-    ), protocol="a fast recipe, not the paper's"),
+    Preset("quickstart", "MiniLM-L6 on rt-polarity (joint, 1 epoch; the explorer serves once it is in), then in the "
+           "background ResNet18 on Fashion-MNIST (joint, fast recipe, 6 epochs) and two more MiniLM seeds", (
+               TrainConfig(model="minilm-l6", dataset="rt-polarity", **TEXT_FINETUNE),
+               TrainConfig(model="resnet18", dataset="fashion-mnist", epochs=6, **FAST),
+               TrainConfig(model="minilm-l6", dataset="rt-polarity", seeds=[1, 2], **TEXT_FINETUNE),
+           ), protocol="joint training like the paper, but fast recipes: 1 epoch of Adam 5e-5 for the encoder; "
+                       "SGD + one-cycle, 6 epochs, for the ResNet (the paper: Adam 3e-4, 50 epochs)"),
+    Preset("repro-vision-cpu", "Figure 2, Tables 1, 2, 4 and the frozen-vs-joint remark, reduced to ResNet18 on "
+           "Fashion-MNIST: with SideNet, without, and a frozen SideNet on each MainNet-only run, 3 seeds", (
+               *_grid({"resnet18": {}}, "fashion-mnist", ("joint", "mainnet-only"), seeds=3, epochs=3,
+                      max_train=20_000, **FAST),
+               TrainConfig(model="resnet18", dataset="fashion-mnist", mode="frozen", init_from=FROM_MAINNET_ONLY,
+                           seeds=_seeds(3), epochs=3, lr=1e-3, batch_size=256, amp="bf16", max_train=20_000),
+           ), protocol="the paper's joint protocol (and its frozen variant), reduced: ResNet18 only, from scratch "
+                       "(no ImageNet weights offline), 3 epochs of the fast recipe on 20,000 training images, 3 seeds "
+                       "(the paper: 4 ResNets, ImageNet weights, Adam 3e-4, 50 epochs, 5 seeds)"),
+    Preset("repro-vision-gpu", "Figure 2, Tables 1, 2, 4 on Fashion-MNIST: ResNet18/34/50/152, with and without "
+           "SideNet, 5 seeds, 15 epochs of the fast recipe at batch 512", _grid(
+               {f"resnet{d}": {} for d in (18, 34, 50, 152)}, "fashion-mnist", ("joint", "mainnet-only"), seeds=5,
+               epochs=15, **FAST_GPU),
+           protocol="the paper's joint protocol with the fast recipe (15 epochs, batch 512) instead of Adam 3e-4 "
+                    "for 50 epochs; from scratch", where="gpu"),
+    Preset("repro-text-cpu", "Figure 4, Table 2 (text) and the DistilBERT remark on the stand-ins: MiniLM-L6 on "
+           "rt-polarity with and without SideNet@encoder1, 3 seeds", _grid(
+               {"minilm-l6": {}}, "rt-polarity", ("joint", "mainnet-only"), seeds=3, **TEXT_FINETUNE),
+           protocol="the paper's joint protocol, reduced: 1 epoch of Adam 5e-5 (the paper: 3e-6 for 20 epochs), "
+                    "3 seeds, MiniLM-L6 for DistilBERT, rt-polarity for SST-2"),
+    Preset("repro-table3", "Table 3 on the stand-ins: MiniLM-L6 SideNets of 32 and 768 hidden units after encoders "
+           "1, 2, 3 and 5, 3 seeds", tuple(
+               TrainConfig(model="minilm-l6", dataset="rt-polarity", attach=[f"encoder{k}"], sidenet_hidden=h,
+                           seeds=_seeds(3), **TEXT_FINETUNE) for h in (32, 768) for k in (1, 2, 3, 5)),
+           protocol="the paper's joint protocol, reduced: 1 epoch of Adam 5e-5, 3 seeds (the paper: 5 seeds, "
+                    "20 epochs of 3e-6, DistilBERT on SST-2)"),
     Preset("paper-vision", "Figure 2 / Tables 1, 2, 4: ResNet18/34/50/152 with ImageNet weights on CIFAR-10, "
            "with and without SideNet, 5 seeds", _grid(PAPER_VISION, "cifar10", ("joint", "mainnet-only")),
            protocol="the paper's: Adam 3e-4, 50 epochs, batch 64, lr /3 after 5 epochs without improvement",
            where="gpu+internet"),
+    Preset("paper-frozen", "The paper's ~3% remark: frozen SideNets on the paper-vision mainnet-only runs",
+           tuple(TrainConfig(model=m, dataset="cifar10", mode="frozen", init_from=FROM_MAINNET_ONLY, seeds=_seeds(5))
+                 for m in PAPER_VISION), protocol="the paper's frozen protocol (run paper-vision first)",
+           where="gpu+internet"),
     Preset("paper-text", "Figure 4 / Table 2: DistilBERT, BERT-base, BERT-large on SST-2, with and without "
            "SideNet, 5 seeds", _grid(PAPER_TEXT, "sst2", ("joint", "mainnet-only")),
            protocol="the paper's: Adam 3e-6, 20 epochs, batch 32/16/3", where="gpu+internet"),
+    Preset("paper-table3", "Table 3: DistilBERT SideNets of 32 and 768 units after encoders 1, 2, 3, 5 on SST-2",
+           tuple(TrainConfig(model="distilbert-base-uncased", dataset="sst2", attach=[f"encoder{k}"],
+                             sidenet_hidden=h, seeds=_seeds(5)) for h in (32, 768) for k in (1, 2, 3, 5)),
+           protocol="the paper's: Adam 3e-6, 20 epochs, batch 32", where="gpu+internet"),
 )}
 
 

@@ -8,6 +8,7 @@ train from the feature cache (engine.features): the backbone runs once per sampl
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -20,10 +21,11 @@ from tqdm import tqdm
 
 from engine import costs as cost_counting
 from engine import mainnets
-from engine.faults import point
-from engine.batches import FeatureBatches, batches_for
-from engine.config import TrainConfig
+from engine.batches import FeatureBatches, batch_sizes, batches_for
+from engine.config import FROM_MAINNET_ONLY, TrainConfig
 from engine.datasets import DatasetSplits, load_dataset
+from engine.errors import UserError
+from engine.faults import point
 from engine.features import FeatureCache, compute_features, weights_digest
 from engine.model import SideNetModel, classifier_prefix
 from engine.runtime import checkpoint
@@ -32,17 +34,26 @@ from engine.store import Store
 
 Progress = Callable[[dict], None]
 EVAL_BATCH = 256
+# the settings that decide a cached backbone's features (kept with each cache entry as its source)
+CACHE_SOURCE_FIELDS = ("model", "dataset", "mode", "init_from", "pretrained", "stem", "pooling", "max_length", "limit",
+                       "amp", "device")
 
 
 class TrainingDiverged(Exception):
     """The loss or the logits stopped being finite (e.g. a learning rate far too high)."""
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, device: torch.device) -> None:
+    """Seed every generator. On the CPU the algorithms are deterministic too (same seed, same
+    logits); on CUDA cuDNN picks its fastest kernels instead (run-to-run noise in the last bits)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = True
+    else:
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def load_data(cfg: TrainConfig, seed: int, subset_train: bool = True) -> DatasetSplits:
@@ -88,8 +99,11 @@ def optimizer_for(cfg: TrainConfig, params, steps_per_epoch: int):
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
                               weight_decay=cfg.weight_decay)
     if cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                    pct_start=0.25, anneal_strategy="linear")
+        total = cfg.epochs * steps_per_epoch
+        if total < 4:  # too short to warm up and anneal: a constant learning rate
+            return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0), True
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total,
+                                                    pct_start=max(0.25, 2.5 / total), anneal_strategy="linear")
         return opt, sched, True
     # "after 5 epochs in which the validation loss doesn't go down": PyTorch decays once the number
     # of bad epochs EXCEEDS its patience, so the paper's 5 is PyTorch's 4.
@@ -116,12 +130,25 @@ def train_step(model: SideNetModel, optimizer, x, y, cfg: TrainConfig, device, n
     return loss.detach()
 
 
+def resolve_init_from(cfg: TrainConfig, seed: int, store) -> TrainConfig:
+    """A config whose init_from is FROM_MAINNET_ONLY, pointed at the newest complete mainnet-only run
+    of the same model, dataset and seed in the store (UserError when there is none)."""
+    if cfg.init_from != FROM_MAINNET_ONLY:
+        return cfg
+    found = [r for r in store.list_runs() if r["mode"] == "mainnet-only" and r["model"] == cfg.model
+             and r["dataset"] == cfg.dataset and r["seed"] == seed]
+    if not found:
+        raise UserError(f"no complete mainnet-only run of {cfg.model} on {cfg.dataset} with seed {seed} to freeze: "
+                        "train it first (the preset lists it before its frozen runs)")
+    return dataclasses.replace(cfg, init_from=found[0]["run_id"])
+
+
 def train_run(cfg: TrainConfig, seed: int, store: Store, progress: Progress | None = None) -> str:
     """Train one run and write it to the store; returns its run_id. Failures are recorded as failed runs."""
-    cfg = cfg.resolved()
+    cfg = resolve_init_from(cfg.resolved(), seed, store)
     device = pick_device(cfg.device)
     checkpoint.check_writable(store)  # before any training, not after it
-    seed_everything(seed)
+    seed_everything(seed, device)
     data = load_data(cfg, seed, subset_train=not cfg.cached)
     model, collate = build_model(cfg, data)
     backbone = checkpoint.initialise(model, cfg, store)
@@ -138,7 +165,8 @@ def train_run(cfg: TrainConfig, seed: int, store: Store, progress: Progress | No
     started = time.perf_counter()
     try:
         if cfg.cached:
-            splits = cached_splits(model, cfg, data, seed, device, progress and (lambda p: progress({**p, "run_id": run_id})))
+            report = progress and (lambda p: progress({**p, "run_id": run_id}))
+            splits = cached_splits(model, cfg, data, seed, device, report)
         else:
             splits = {s: batches_for(getattr(data, s), device, collate, cfg.num_workers) for s in ("train", "val", "test")}
         record = _fit(model, cfg, splits, device, names, seed, progress, run_id)
@@ -150,7 +178,7 @@ def train_run(cfg: TrainConfig, seed: int, store: Store, progress: Progress | No
                          wall_time_s=time.perf_counter() - started, checkpoint=ckpt)
         point("train:after-finish")
     except BaseException as err:  # KeyboardInterrupt / SystemExit (cancel) included
-        store.fail_run(run_id, f"{err.__class__.__name__}: {err}")
+        store.fail_run(run_id, f"{err.__class__.__name__}: {err}", only_running=True)
         raise
     return run_id
 
@@ -168,17 +196,19 @@ def cached_splits(model: SideNetModel, cfg: TrainConfig, data: DatasetSplits, se
     prep = {"image_size": data.image_size, "normalize": data.normalize, "stem": cfg.stem, "pooling": cfg.pooling,
             "max_length": cfg.max_length if data.kind == "text" else None, "limit": cfg.limit,
             "amp": str(amp_dtype(device, cfg.amp))}
+    source = {k: getattr(cfg, k) for k in CACHE_SOURCE_FIELDS}
     cache, out = FeatureCache(), {}
     for split in ("train", "val", "test"):
         ds = getattr(data, split)
         labels = ds.labels.numpy()
+        subset = seed if split == "train" and cfg.limit else None  # --limit picks a seeded training subset
         keys = {t: {"model": cfg.model, "weights": digest, "dataset": cfg.dataset, "split": split, "prep": prep,
-                    "tap": t} for t in [*names.values(), "head"]}
+                    "subset_seed": subset, "tap": t} for t in [*names.values(), "head"]}
         if progress:
             progress({"phase": "caching", "split": split})
         batches = batches_for(ds, device, collate)
         feats = cache.get(keys, labels, lambda missing, b=batches, s=split: compute_features(
-            model, b, missing, by_name, device, cfg.amp, f"caching {cfg.model} features ({s})"))
+            model, b, missing, by_name, device, cfg.amp, f"caching {cfg.model} features ({s})"), source=source)
         rows = max_train_rows(cfg, len(labels), seed) if split == "train" else None
         if rows is not None:
             feats, labels = {t: v[rows] for t, v in feats.items()}, labels[rows.numpy()]
@@ -198,7 +228,7 @@ def _fit(model: SideNetModel, cfg: TrainConfig, splits: dict, device, names: dic
     """Train for cfg.epochs, validate each epoch; {"epochs": [...], "samples": {split: logits}}."""
     gen = torch.Generator().manual_seed(seed)
     train = splits["train"]
-    steps = len(list(_batch_sizes(len(train), cfg.batch_size)))
+    steps = len(batch_sizes(len(train), cfg.batch_size, drop_single=True))
     optimizer, scheduler, per_step = optimizer_for(cfg, [p for p in model.parameters() if p.requires_grad], steps)
     need_main = cfg.mode != "frozen"
     epochs, val_out = [], None
@@ -238,15 +268,6 @@ def _fit(model: SideNetModel, cfg: TrainConfig, splits: dict, device, names: dic
             if not np.isfinite(logits).all():
                 raise TrainingDiverged(f"the {head} logits on the {split} split are not all finite")
     return {"epochs": epochs, "samples": samples}
-
-
-def _batch_sizes(n: int, batch_size: int):
-    """The sizes of an epoch's batches (a last batch of one row is dropped)."""
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        if size == 1 and n > 1:
-            return
-        yield size
 
 
 def evaluate(model: SideNetModel, batches, device, cfg: TrainConfig, names: dict[int, str]) -> tuple[float, dict]:

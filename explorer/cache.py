@@ -38,10 +38,37 @@ def store() -> Store:
     return Store(db_path(), lock_timeout_s=LOCK_TIMEOUT_S)
 
 
+_TEXT = ("run_id", "model", "dataset", "mode")  # what the pages group and label runs by: non-empty text
+_OPTIONAL = {"seed": int, "sidenet_hidden": int, "num_classes": int, "sidenet_order": str, "attach": list,
+             "class_names": list}
+
+
+def record_problem(run: dict) -> str | None:
+    """Why a run's stored record cannot be shown by the analysis pages (a DB written by something else), or None."""
+    for key in _TEXT:
+        if not isinstance(run.get(key), str) or not run[key]:
+            return f"its {key} is {run.get(key)!r}"
+    for key, kind in _OPTIONAL.items():
+        value = run.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"its {key} is {value!r}"
+    if not all(isinstance(a, str) for a in (run.get("attach") or []) + (run.get("class_names") or [])):
+        return "its attach points or class names are not all text"
+    return None
+
+
 @st.cache_data(show_spinner=False, max_entries=32, ttl=60)
 def _list_runs(path: str, version: tuple, include_all: bool) -> list[dict]:
+    """The store's runs; a complete run whose record is malformed is left out (include_all: shown as failed)."""
     store = Store(path, lock_timeout_s=LOCK_TIMEOUT_S)
-    runs = store.list_runs(include_all=include_all)
+    runs = []
+    for run in store.list_runs(include_all=include_all):
+        problem = record_problem(run)
+        if problem and run["status"] == "complete":
+            if not include_all:
+                continue
+            run["status"], run["error"] = "failed", f"not shown: its stored record is malformed ({problem})"
+        runs.append(run)
     latency = store.latency_stamps() if runs else {}
     for run in runs:  # what the run's prepared data depends on: its end, and latency measured later
         run["_stamp"] = f"{run.get('finished_at') or run.get('created_at')}|{latency.get(run['run_id'], '')}"

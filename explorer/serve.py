@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent / "app.py"
+MAX_UPLOAD_MB = 20  # the live demo's own cap (engine.runtime.demo.MAX_UPLOAD_BYTES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), "--server.address", args.address, "--server.port", str(args.port),
-                "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra]
+                "--server.headless", "true", "--server.maxUploadSize", str(MAX_UPLOAD_MB),
+                "--browser.gatherUsageStats", "false", *extra]
     return cli.main()
 
 

@@ -128,12 +128,16 @@ def env_db_note() -> str:
 def sidebar_jobs() -> None:
     """One line about background training, if any is active."""
     try:
-        active = [j for j in cache.job_queue().jobs() if j["state"] in ("queued", "running")]
+        jobs = cache.job_queue().jobs()  # reading starts a worker if queued jobs wait and none is alive
     except (OSError, UserError):
         return
+    active = [j for j in jobs if j["state"] in ("queued", "running")]
+    broken = sum(j["state"] == "broken" for j in jobs)
     if active:
         running = [j for j in active if j["state"] == "running"]
         text = f"Training: {len(running)} running, {len(active) - len(running)} queued"
         if running:
             text += f" ({running[0]['fraction']:.0%})"
         st.caption(f":orange[{text}] (Train page)")
+    if broken:
+        st.caption(f":red[{broken} job folder{'s' if broken > 1 else ''} cannot be read] (Train page)")

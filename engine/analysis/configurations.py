@@ -6,6 +6,7 @@ mainnet-only run belongs to a configuration whose attach point is None.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -25,12 +26,13 @@ class Configuration:
     attach: str | None
     sidenet_hidden: int | None
     sidenet_order: str | None
-    variant: str = ""  # what else tells runs apart (stem, pooling, recipe), e.g. "stem torchvision"
+    variant: str = ""  # what tells it apart from sibling configurations, e.g. "epochs 30, lr 0.2"
+    recipe: str = ""  # the runs' settings but the replicate fields, as sorted JSON (identity, not shown)
     run_ids: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple:
-        return (self.dataset, self.model, self.mode, self.attach, self.sidenet_hidden, self.sidenet_order, self.variant)
+        return (self.dataset, self.model, self.mode, self.attach, self.sidenet_hidden, self.sidenet_order, self.recipe)
 
     @property
     def has_sidenet(self) -> bool:
@@ -49,43 +51,57 @@ class Configuration:
     @property
     def id(self) -> str:
         """A stable text id (used for widget keys)."""
-        return "|".join("" if v is None else str(v) for v in self.key)
+        import hashlib
+
+        parts = [*self.key[:-1], hashlib.sha1(self.recipe.encode()).hexdigest()[:8]]
+        return "|".join("" if v is None else str(v) for v in parts)
 
 
-def variant(run: dict) -> str:
-    """What else tells a run apart from the plain ones, in words ('' when nothing): a torchvision
-    stem, a recipe other than the paper's Adam + plateau."""
+# config fields that never tell configurations apart: replicates differ in these
+_REPLICATE_FIELDS = {"seeds", "device", "num_workers", "preset", "init_from", "model", "dataset", "mode", "attach",
+                     "sidenet_hidden", "sidenet_order"}
+
+
+def _recipe(run: dict) -> dict:
     cfg = run.get("config") or {}
-    parts = []
-    if cfg.get("stem") not in (None, "paper"):
-        parts.append(f"{cfg['stem']} stem")
-    recipe = (cfg.get("optimizer", "adam"), cfg.get("schedule", "plateau"))
-    if recipe != ("adam", "plateau"):
-        parts.append(" + ".join(recipe))
-    return ", ".join(parts)
+    return {k: v for k, v in cfg.items() if k not in _REPLICATE_FIELDS}
+
+
+def _describe(recipe: dict, differing: list[str]) -> str:
+    """The settings that tell one recipe from its siblings, in words: 'epochs 30, batch_size 512'."""
+    return ", ".join(f"{k} {recipe.get(k)}" for k in differing)
 
 
 def group_runs(runs: list[dict]) -> list[Configuration]:
     """Complete runs -> configurations, sorted by dataset, model (natural order), attach point.
 
-    Runs that are not complete are ignored (the store lists only complete ones by default).
+    Runs are replicates when everything but their seed (and device, preset, init_from) is equal:
+    two runs of one model with different epochs or learning rates are two configurations, whose
+    labels name what differs. Runs that are not complete are ignored.
     """
-    groups: dict[tuple, list[dict]] = {}
+    keyed: dict[tuple, dict[str, list[dict]]] = {}
+    recipes: dict[str, dict] = {}
     for run in runs:
         if run.get("status", "complete") != "complete":
             continue
-        v = variant(run)
+        recipe = _recipe(run)
+        rkey = json.dumps(recipe, sort_keys=True, default=str)
+        recipes[rkey] = recipe
         if run.get("mode") == "mainnet-only" or not run.get("attach"):
-            keys = [(run["dataset"], run["model"], run.get("mode") or "mainnet-only", None, None, None, v)]
+            bases = [(run["dataset"], run["model"], run.get("mode") or "mainnet-only", None, None, None)]
         else:
-            keys = [(run["dataset"], run["model"], run["mode"], a, run.get("sidenet_hidden"), run.get("sidenet_order"), v)
-                    for a in run["attach"]]
-        for key in keys:
-            groups.setdefault(key, []).append(run)
+            bases = [(run["dataset"], run["model"], run["mode"], a, run.get("sidenet_hidden"), run.get("sidenet_order"))
+                     for a in run["attach"]]
+        for base in bases:
+            keyed.setdefault(base, {}).setdefault(rkey, []).append(run)
     out = []
-    for key, members in groups.items():
-        members = sorted(members, key=lambda r: (r.get("seed") is None, r.get("seed"), r["run_id"]))
-        out.append(Configuration(*key, run_ids=tuple(r["run_id"] for r in members)))
+    for base, by_recipe in keyed.items():
+        differing = sorted({k for r1 in by_recipe for r2 in by_recipe for k in set(recipes[r1]) | set(recipes[r2])
+                            if recipes[r1].get(k) != recipes[r2].get(k)})
+        for rkey, members in by_recipe.items():
+            members = sorted(members, key=lambda r: (r.get("seed") is None, r.get("seed"), r["run_id"]))
+            out.append(Configuration(*base, variant=_describe(recipes[rkey], differing), recipe=rkey,
+                                     run_ids=tuple(r["run_id"] for r in members)))
     return sorted(out, key=lambda c: (c.dataset, natural(c.model), c.has_sidenet, c.mode, natural(c.attach),
                                       c.sidenet_hidden or 0, c.sidenet_order or "", c.variant))
 

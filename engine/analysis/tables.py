@@ -39,10 +39,10 @@ def table1_ece(groups, n_bins: int = metrics.DEFAULT_BINS) -> list[dict]:
 
 def table2_mainnet(groups) -> list[dict]:
     """MainNet test accuracy trained jointly WITH a SideNet vs WITHOUT (mainnet-only), per
-    (dataset, model, variant) that has both; ``difference`` = with - without (means)."""
+    (dataset, model, recipe) that has both; ``difference`` = with - without (means)."""
     with_side, without = {}, {}
     for cfg, runs in groups:
-        key = (cfg.dataset, cfg.model, cfg.variant)
+        key = (cfg.dataset, cfg.model, cfg.recipe)
         if cfg.has_sidenet and cfg.mode == "joint":
             with_side.setdefault(key, {}).update({r.run_id: r for r in runs})  # one run, several attach points
         elif not cfg.has_sidenet:
@@ -51,7 +51,8 @@ def table2_mainnet(groups) -> list[dict]:
     for key in sorted(with_side.keys() & without.keys()):
         a, b = list(with_side[key].values()), list(without[key].values())
         w, wo = MeanStd.of([r.main_accuracy for r in a]), MeanStd.of([r.main_accuracy for r in b])
-        rows.append({"dataset": key[0], "model": key[1], "variant": key[2], "with_sidenet": w, "without_sidenet": wo,
+        variant = next(c.variant for c, _ in groups if (c.dataset, c.model, c.recipe) == key and c.has_sidenet)
+        rows.append({"dataset": key[0], "model": key[1], "variant": variant, "with_sidenet": w, "without_sidenet": wo,
                      "difference": w.mean - wo.mean, "run_ids": [r.run_id for r in a + b]})
     return rows
 

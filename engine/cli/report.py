@@ -6,7 +6,7 @@ def cmd_report(args) -> int:
     from engine.analysis.report import write_report
     from engine.store import Store
 
-    written = write_report(Store(args.db), out=args.out, dataset=args.dataset, figures=not args.no_figures,
+    written = write_report(Store(args.db), out=args.out, dataset=args.dataset, with_figures=not args.no_figures,
                            reproduction=args.reproduction)
     for path in written:
         print(path)

@@ -1,6 +1,7 @@
 """`runs`, `sweep`, `summary`, `export`, `delete`, `migrate`, `presets`."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from engine.cli import theta_arg, to_json
@@ -19,7 +20,11 @@ def summary_rows(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS,
     for run in store.list_runs():
         if run_ids is not None and run["run_id"] not in run_ids:
             continue
-        view = prepare_one(store, run["run_id"])
+        try:
+            view = prepare_one(store, run["run_id"])
+        except UserError as err:  # one unreadable run (a DB written elsewhere) does not hide the others
+            print(f"warning: skipping run {run['run_id']}: {err}", file=sys.stderr)
+            continue
         row = {"run_id": run["run_id"], "model": run["model"], "dataset": run["dataset"], "attach": view.attach,
                "main_accuracy": view.main_accuracy, "side_accuracy": None, "cascade": []}
         if view.has_sidenet:
@@ -57,8 +62,8 @@ def cmd_runs(args) -> int:
     if not runs:
         print("no runs yet: python -m engine train --preset smoke")
     for r in runs:
-        print(f"{r['run_id']:<45} {r['status']:<9} {r['model']:<20} {r['dataset']:<14} {r['mode']:<13} "
-              f"seed {r['seed']}  attach {','.join(r['attach'] or []) or '-'}  {r['device']}")
+        print(f"{r['run_id']!s:<45} {r['status']!s:<9} {r['model']!s:<20} {r['dataset']!s:<14} {r['mode']!s:<13} "
+              f"seed {r['seed']}  attach {','.join(map(str, r['attach'] or [])) or '-'}  {r['device']}")
     return 0
 
 
@@ -85,7 +90,10 @@ def cmd_export(args) -> int:
         raise UserError(f"--out {out} is a folder; give a file name, e.g. {out / (args.run + '.parquet')}")
     if not out.parent.exists():
         raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    n = Store(args.db).export_parquet(args.run, out)
+    store = Store(args.db)
+    if not store.path.exists():
+        raise UserError(f"no database at {store.path}")
+    n = store.export_parquet(args.run, out)
     print(f"wrote {n} rows to {out}")
     return 0
 
@@ -134,7 +142,8 @@ def cmd_presets(args) -> int:
 
 def add_parsers(sub) -> None:
     r = sub.add_parser("runs", help="list runs")
-    r.add_argument("--json", action="store_true"), r.add_argument("--all", action="store_true", help="also running/failed")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--all", action="store_true", help="also running/failed")
     r.set_defaults(func=cmd_runs)
 
     s = sub.add_parser("sweep", help="the cascade of one run at a theta")

@@ -152,12 +152,21 @@ class ImageArrayDataset(Dataset):
         self.normalizer = normalizer
         self.train = train
         self.labels = labels.to(torch.int64).contiguous()  # public: the split's labels in order
-        n, c = images.shape[:2]
-        self._resized = n * c * image_size * image_size <= PRERESIZE_MAX_BYTES
-        if self._resized and self.raw_size != (image_size, image_size):
-            images = torch.cat([resize_uint8(images[i:i + 4096], image_size) for i in range(0, n, 4096)]) if n else \
-                images.new_zeros((0, c, image_size, image_size))
-        self.images = images.contiguous()
+        self._raw = images.contiguous()
+        self._stored: torch.Tensor | None = None  # resized on first use (a cached-feature run needs only labels)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """uint8 (N, C, S, S) resized up front when that stays small (PRERESIZE_MAX_BYTES), else
+        the raw images (resized item by item / batch by batch)."""
+        if self._stored is None:
+            raw, s = self._raw, self.image_size
+            n, c = raw.shape[:2]
+            if n * c * s * s <= PRERESIZE_MAX_BYTES and self.raw_size != (s, s):
+                raw = torch.cat([resize_uint8(raw[i:i + 4096], s) for i in range(0, n, 4096)]) if n else \
+                    raw.new_zeros((0, c, s, s))
+            self._stored = raw.contiguous()
+        return self._stored
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -167,13 +176,14 @@ class ImageArrayDataset(Dataset):
         out = object.__new__(ImageArrayDataset)
         out.__dict__.update(self.__dict__)
         t = torch.as_tensor(idx, dtype=torch.int64)
-        out.images, out.labels = self.images[t].contiguous(), self.labels[t].contiguous()
+        out._raw, out._stored = self._raw[t].contiguous(), None if self._stored is None else self._stored[t].contiguous()
+        out.labels = self.labels[t].contiguous()
         return out
 
     def uint8_item(self, i: int) -> torch.Tensor:
         """The unaugmented image i at image_size, uint8 (C, S, S)."""
-        x = self.images[i]
-        return x if self._resized else resize_uint8(x, self.image_size)
+        x = (self._stored if self._stored is not None else self._raw)[i]
+        return resize_uint8(x, self.image_size)
 
     def __getitem__(self, i: int):
         x = self.uint8_item(i)

@@ -1,23 +1,26 @@
-"""The on-disk job queue: one folder per job, states changed atomically, one worker process.
+"""The on-disk job queue: one folder per job, explicit state transitions, one worker process.
 
     jobs dir (default: jobs/ next to the DB, or $SIDENETS_JOBS)
-      worker.lock, worker.pid, worker.log     the single worker (an flock guards it)
+      worker.lock, worker.log                 the single worker (an flock guards it)
+      worker.json, worker.pid                 its identity (pid + start time), and its pid alone (for scripts)
       <job_id>/spec.json                      what to train + its state (replaced atomically)
       <job_id>/progress.json                  the latest progress of the running job (atomic)
       <job_id>/log.txt                        stdout + stderr of the job's process
       <job_id>/cancel                         the cancel flag
-      <job_id>/claim                          created exclusively by whoever takes a queued job
+      <job_id>/.lock                          an flock held while the state changes
 
-States: queued -> running -> done | failed | cancelled (a queued job can go to cancelled).
-`submit` writes a queued job; `ensure_worker` starts the worker (engine.jobs.worker) detached if
-none holds the lock. This module does not import torch (the explorer imports it).
+The folders are untrusted: a job's id is its folder's name (never a field of spec.json), every
+path written or deleted is checked to lie inside the jobs folder, links are never followed, and
+a job whose files are unreadable or malformed is listed as "broken" with the reason. Any reader
+records a job whose process and worker are both gone as failed (for good), and starts a worker
+when queued jobs wait and none is alive. This module does not import torch (the app imports it).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,39 +29,93 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import paths
+from engine import paths, procs
 from engine.errors import UserError
-from engine.jobs.progress import progress_fraction
-from engine.store import pid_alive
+from engine.faults import point
+from engine.jobs.files import inside, load_json, open_write, read_json, valid_job_id, write_json, write_text
+from engine.jobs.progress import MAX_SEEDS, progress_fraction, progress_problem
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
+BROKEN = "broken"  # not a state on disk: a job folder that cannot be read
+TRANSITIONS = {"queued": ("running", "cancelled"), "running": ("done", "failed", "cancelled"),
+               "done": (), "failed": (), "cancelled": ()}
+STARTING_S = 60.0  # a worker just spawned counts as alive this long before it holds the lock
+STALE_S = 60.0  # a half-submitted folder older than this is debris
+_STR = ("label", "error", "device", "submitted_at", "started_at", "finished_at", "db")
+_INT = ("pid", "pid_start")
+_DERIVED = ("job_id", "progress", "fraction", "live", "cancel_requested")  # never taken from spec.json
+
+__all__ = ["ACTIVE", "BROKEN", "FINISHED", "STATES", "TRANSITIONS", "JobQueue", "child_env", "now", "read_json",
+           "write_json"]
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Atomic: write a temporary file beside it, then os.replace (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+def spec_problem(spec) -> str | None:
+    """Why a spec.json value is not a usable job, or None."""
+    if not isinstance(spec, dict):
+        return f"spec.json holds {type(spec).__name__}, not an object"
+    if "state" not in spec:
+        return "spec.json has no state"
+    if spec["state"] not in STATES:
+        return f"spec.json has an unknown state {str(spec['state'])[:40]!r}"
+    bad = next((k for k in _STR if spec.get(k) is not None and not isinstance(spec[k], str)), None)
+    bad = bad or next((k for k in _INT if spec.get(k) is not None and (isinstance(spec[k], bool)
+                                                                       or not isinstance(spec[k], int))), None)
+    if bad:
+        return f"spec.json: {bad} has the wrong type ({type(spec[bad]).__name__})"
+    if not isinstance(spec.get("config"), dict):
+        return "spec.json: config is not an object"
+    seeds = spec.get("seeds")
+    if (not isinstance(seeds, list) or not 0 < len(seeds) <= MAX_SEEDS
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        return "spec.json: seeds is not a list of integers"
+    if not isinstance(spec.get("run_ids", []), list) or not all(isinstance(r, str) for r in spec.get("run_ids", [])):
+        return "spec.json: run_ids is not a list of strings"
+    worker = spec.get("worker")
+    if worker is not None and (not isinstance(worker, dict) or any(
+            v is not None and (isinstance(v, bool) or not isinstance(v, int)) for v in worker.values())):
+        return "spec.json: worker is not a {pid, start} object"
+    if spec.get("submitted_ts") is not None and not isinstance(spec["submitted_ts"], (int, float)):
+        return "spec.json: submitted_ts is not a number"
+    return None
 
 
 class JobQueue:
-    """The jobs folder of one DB. Every method is safe to call from the app at any time."""
+    """The jobs folder of one DB. Every method is safe to call from the app at any time.
 
-    def __init__(self, jobs_dir: str | os.PathLike | None = None, db: str | os.PathLike | None = None):
+    revive: reading the queue starts a worker when queued jobs wait and none is alive."""
+
+    def __init__(self, jobs_dir: str | os.PathLike | None = None, db: str | os.PathLike | None = None,
+                 revive: bool = True):
         self.db = paths.db_path(db)
-        self.dir = Path(jobs_dir).absolute() if jobs_dir else paths.jobs_dir(self.db)
+        self.dir = Path(jobs_dir).expanduser().absolute() if jobs_dir else paths.jobs_dir(self.db)
+        self.revive = revive
+        self.problem: str | None = None  # why the last attempt to start a worker failed
+
+    # -- paths ----------------------------------------------------------------------------
+    def _job_dir(self, job_id) -> Path:
+        if not valid_job_id(job_id):
+            raise UserError(f"invalid job id {str(job_id)[:60]!r} (letters, digits, '.', '_', '-')")
+        return self.dir / job_id
+
+    def _is_dir(self) -> bool:
+        """Whether the jobs folder exists; UserError when something else is in its place."""
+        if os.path.lexists(self.dir) and not self.dir.is_dir():
+            raise UserError(f"the jobs folder {self.dir} is not a folder")
+        return self.dir.is_dir()
+
+    def _mkdir(self) -> None:
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UserError(f"the jobs folder {self.dir} is not a folder")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create the jobs folder {self.dir}: {err.strerror or err}") from None
 
     # -- submitting and reading -----------------------------------------------------------
     def submit(self, config: dict, seeds: list[int] | None = None, label: str | None = None) -> str:
@@ -66,55 +123,110 @@ class JobQueue:
 
         The config is validated in the job's process (a bad one ends 'failed' with the message).
         """
+        if not isinstance(config, dict):
+            raise UserError(f"a job's config must be a table of TrainConfig fields, got {type(config).__name__}")
         config = dict(config)
-        seeds = [int(s) for s in (seeds if seeds is not None else config.get("seeds") or [0])]
-        if not seeds:
-            raise UserError("give at least one seed")
+        try:
+            seeds = [int(s) for s in (seeds if seeds is not None else config.get("seeds") or [0])]
+        except (TypeError, ValueError):
+            raise UserError(f"seeds must be integers, got {seeds!r}") from None
+        if not 0 < len(seeds) <= MAX_SEEDS:
+            raise UserError(f"give 1 to {MAX_SEEDS} seeds")
         config["seeds"] = seeds
-        self.dir.mkdir(parents=True, exist_ok=True)
+        label = str(label or f"{config.get('model', '?')} on {config.get('dataset', '?')} "
+                             f"({config.get('mode', 'joint')})")[:300]
+        self._mkdir()
         job_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        job_dir = self.dir / job_id
-        job_dir.mkdir()
-        label = label or f"{config.get('model', '?')} on {config.get('dataset', '?')} ({config.get('mode', 'joint')})"
-        write_json(job_dir / "spec.json", {"job_id": job_id, "label": label, "config": config, "seeds": seeds,
+        staging = inside(self.dir, self.dir / f".submit-{job_id}")  # appears whole, by one rename
+        staging.mkdir()
+        write_json(staging / "spec.json", {"job_id": job_id, "label": label, "config": config, "seeds": seeds,
                                            "db": str(self.db), "state": "queued", "submitted_at": now(),
                                            "submitted_ts": time.time(), "error": None, "run_ids": []})
+        point("queue:submit-half")
+        os.rename(staging, inside(self.dir, self.dir / job_id))
         return job_id
 
+    def _read(self, job_id: str) -> dict:
+        """The job as the UI shows it: its spec (or 'broken' and why), progress and fraction done."""
+        d = self.dir / job_id
+        try:
+            ts = d.lstat().st_mtime
+        except OSError:
+            ts = 0.0
+        job = {"job_id": job_id, "label": job_id, "seeds": [], "config": {}, "run_ids": [], "error": None,
+               "progress": None, "fraction": 0.0, "submitted_at": "", "submitted_ts": ts, "device": None,
+               "cancel_requested": os.path.lexists(d / "cancel"), "live": False}
+        if d.is_symlink():
+            return {**job, "state": BROKEN, "error": "the job folder is a symbolic link"}
+        spec, problem = load_json(d / "spec.json")
+        problem = problem or spec_problem(spec)
+        if problem:
+            label = spec.get("label") if isinstance(spec, dict) and isinstance(spec.get("label"), str) else job_id
+            return {**job, "label": label, "state": BROKEN, "error": problem}
+        job.update({k: v for k, v in spec.items() if k not in _DERIVED})
+        job["submitted_ts"] = ts if spec.get("submitted_ts") is None else spec["submitted_ts"]
+        job["live"] = job["state"] == "running" and procs.alive(job.get("pid"), job.get("pid_start"))
+        progress, problem = load_json(d / "progress.json")
+        if problem == "no progress.json":
+            progress, problem = None, None
+        problem = problem or (progress_problem(progress) if progress is not None else None)
+        if problem:
+            return {**job, "state": BROKEN, "error": problem}
+        job["progress"] = progress
+        job["fraction"] = 1.0 if job["state"] == "done" else progress_fraction(progress)
+        return job
+
+    def _reconcile(self, job: dict) -> dict:
+        """A running job whose process and worker are both gone becomes failed, for good."""
+        if job["state"] != "running" or job["live"]:
+            return job
+        worker = job.get("worker") or {}
+        if worker and procs.alive(worker.get("pid"), worker.get("start")):
+            return job  # its worker is alive: it records the outcome itself
+        if not worker and not job.get("pid") and self.worker_alive():
+            return job  # an older spec without the worker's identity, still starting
+        error = ("the job's process and its worker ended without recording a result (killed?)" if job.get("pid")
+                 else "the job's worker ended before it recorded the job's process (killed?)")
+        with contextlib.suppress(UserError):
+            self._transition(job["job_id"], "failed", only_from=("running",), error=error, finished_at=now())
+        return self._read(job["job_id"])
+
     def job(self, job_id: str) -> dict:
-        """The job's spec (with its state), its progress dict and its overall fraction done."""
-        spec = read_json(self.dir / job_id / "spec.json")
-        if spec is None:
+        """One job: its spec (with its state, or 'broken' and why), its progress and its fraction done."""
+        d = self._job_dir(job_id)
+        if not self._is_dir() or not (d.is_dir() or d.is_symlink()):
             raise UserError(f"no job {job_id!r} in {self.dir}")
-        spec["progress"] = read_json(self.dir / job_id / "progress.json")
-        spec["fraction"] = 1.0 if spec["state"] == "done" else progress_fraction(spec["progress"])
-        spec["cancel_requested"] = (self.dir / job_id / "cancel").exists()
-        if spec["state"] == "running" and not pid_alive(spec.get("pid")) and not self.worker_alive():
-            spec["state"], spec["error"] = "failed", spec.get("error") or "the job's process ended without a result"
-        return spec
+        job = self._reconcile(self._read(job_id))
+        self._revive([job])
+        return job
 
     def jobs(self) -> list[dict]:
-        """All jobs, oldest first (the queue order)."""
-        if not self.dir.exists():
+        """All jobs, oldest first (the queue order); broken ones included."""
+        if not self._is_dir():
             return []
-        out = []
-        for d in self.dir.iterdir():
-            if d.is_dir() and (d / "spec.json").exists():
-                with contextlib.suppress(UserError):
-                    out.append(self.job(d.name))
-        return sorted(out, key=lambda j: (j.get("submitted_ts", 0), j["job_id"]))
+        try:
+            names = sorted(e.name for e in os.scandir(self.dir)
+                           if valid_job_id(e.name) and (e.is_dir() or e.is_symlink()))
+        except OSError as err:
+            raise UserError(f"cannot list the jobs folder {self.dir}: {err.strerror or err}") from None
+        out = [self._reconcile(self._read(name)) for name in names]
+        self._revive(out)
+        return sorted(out, key=lambda j: (j["submitted_ts"] if isinstance(j["submitted_ts"], (int, float))
+                                          else 0, j["job_id"]))
 
     def log(self, job_id: str, max_chars: int = 20_000) -> str:
         """The tail of the job's log, with progress-bar carriage returns turned into lines."""
-        path = self.dir / job_id / "log.txt"
+        path = self._job_dir(job_id) / "log.txt"
         try:
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - max_chars * 4))
-                text = f.read().decode("utf-8", errors="replace")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return ""
+        except OSError as err:
+            return f"(the log cannot be read: {err.strerror or err})"
+        with os.fdopen(fd, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_chars * 4))
+            text = f.read(max_chars * 4).decode("utf-8", errors="replace")
         lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if ln.strip()]
         # tqdm rewrites one line many times: keep only the last of consecutive bar updates of the same bar
         kept: list[str] = []
@@ -126,88 +238,151 @@ class JobQueue:
         return "\n".join(kept)[-max_chars:]
 
     # -- state changes ----------------------------------------------------------------------
-    def _update(self, job_id: str, **changes) -> dict:
-        path = self.dir / job_id / "spec.json"
-        spec = read_json(path) or {}
-        spec.update(changes)
-        write_json(path, spec)
-        return spec
-
-    def _claim(self, job_id: str) -> bool:
-        """Whoever creates <job>/claim first owns the queued job (the worker, or a cancel)."""
+    @contextlib.contextmanager
+    def _locked(self, job_id: str):
+        fd = open_write(inside(self.dir, self._job_dir(job_id) / ".lock"), append=True)
         try:
-            fd = os.open(self.dir / job_id / "claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return False
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _transition(self, job_id: str, to: str, only_from: tuple[str, ...] = STATES, **fields) -> bool:
+        """Move a job to state `to` if TRANSITIONS allows it from its current state (and that state is
+        in `only_from`), under the job's lock; False when refused."""
+        path = inside(self.dir, self._job_dir(job_id) / "spec.json")
+        with self._locked(job_id):
+            spec, problem = load_json(path)
+            if problem or spec_problem(spec) or spec["state"] not in only_from or to not in TRANSITIONS[spec["state"]]:
+                return False
+            write_json(path, {**spec, **fields, "state": to})
+        return True
+
+    def _update(self, job_id: str, **fields) -> bool:
+        """Change fields other than the state (the state changes only through _transition)."""
+        if "state" in fields:
+            raise ValueError("change a job's state with _transition")
+        path = inside(self.dir, self._job_dir(job_id) / "spec.json")
+        with self._locked(job_id):
+            spec, problem = load_json(path)
+            if problem or spec_problem(spec):
+                return False
+            write_json(path, {**spec, **fields})
         return True
 
     def cancel(self, job_id: str) -> str:
         """Cancel a queued or running job; returns the state it is in (or going to)."""
-        spec = self.job(job_id)
-        if spec["state"] not in ACTIVE:
-            return spec["state"]
-        (self.dir / job_id / "cancel").write_text(now())
-        if spec["state"] == "queued" and self._claim(job_id):
-            self._update(job_id, state="cancelled", error="cancelled before it started", finished_at=now())
-            return "cancelled"
-        # running (or just claimed by the worker): stop its process; it records itself as cancelled
-        for _ in range(50):
-            spec = self.job(job_id)
-            if spec.get("pid") or spec["state"] not in ACTIVE:
+        job = self.job(job_id)
+        if job["state"] == BROKEN:
+            raise UserError(f"job {job_id} is broken ({job['error']}); Clear removes it")
+        if job["state"] not in ACTIVE:
+            return job["state"]
+        write_text(inside(self.dir, self._job_dir(job_id) / "cancel"), now())
+        point("queue:cancel-flagged")
+        if self._transition(job_id, "cancelled", only_from=("queued",), error="cancelled before it started",
+                            finished_at=now()):
+            return "cancelled"  # it was still queued
+        for _ in range(50):  # running: the worker may be starting its process right now
+            job = self.job(job_id)
+            if job.get("pid") or job["state"] != "running":
                 break
-            time.sleep(0.1)  # the worker is starting the process right now
-        pid = spec.get("pid")
-        if spec["state"] == "running" and pid and pid_alive(pid):
+            time.sleep(0.1)
+        if job["state"] == "running" and procs.alive(job.get("pid"), job.get("pid_start")):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGTERM)
-        return "cancelled"
+                os.kill(int(job["pid"]), signal.SIGTERM)  # it records itself as cancelled
+            return "cancelled"
+        return job["state"] if job["state"] != "running" else "cancelled"
 
     def clear_finished(self) -> int:
-        """Remove the folders of finished jobs (done / failed / cancelled); returns how many."""
-        import shutil
-
+        """Remove the folders of finished and broken jobs (not one whose process runs); returns how many."""
         n = 0
-        for j in self.jobs():
-            if j["state"] not in ACTIVE:
-                shutil.rmtree(self.dir / j["job_id"], ignore_errors=True)
+        for job in self.jobs():
+            if job["state"] in FINISHED or (job["state"] == BROKEN and not job["live"]):
+                self._remove(job["job_id"])
                 n += 1
+                point("queue:clearing")
+        with contextlib.suppress(OSError):
+            for e in os.scandir(self.dir):
+                if e.name.startswith(".submit-") and time.time() - e.stat(follow_symlinks=False).st_mtime > STALE_S:
+                    self._remove(e.name)
         return n
+
+    def _remove(self, name: str) -> None:
+        path = inside(self.dir, self.dir / name)  # the folder's own name: never a path read from a file
+        if path.is_symlink():
+            path.unlink()  # the link only, never what it points to
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
     # -- the worker -------------------------------------------------------------------------
     @property
     def lock_path(self) -> Path:
         return self.dir / "worker.lock"
 
-    def worker_alive(self) -> bool:
-        """True when a worker process holds the lock, or one was just started and is still starting."""
-        if self.lock_path.exists():
-            with open(self.lock_path, "a+") as f:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                fcntl.flock(f, fcntl.LOCK_UN)
-        pid_file = self.dir / "worker.pid"
+    def _lock_held(self) -> bool:
+        """Whether a worker holds worker.lock (never creates the file)."""
         try:
-            starting = time.time() - pid_file.stat().st_mtime < 60 and pid_alive(int(pid_file.read_text()))
-        except (OSError, ValueError):
-            starting = False
-        return starting
+            fd = os.open(inside(self.dir, self.lock_path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return False  # no worker ever ran here
+        except OSError as err:
+            raise UserError(f"cannot check the worker: {self.lock_path} {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+        return False
+
+    def worker_alive(self, strict: bool = False) -> bool:
+        """True when a worker holds the lock, or one was just spawned and is alive (pid and start time).
+        A worker.lock that cannot be checked: False and `problem` says why (strict: UserError)."""
+        if not self.dir.is_dir():
+            return False
+        try:
+            if self._lock_held():
+                return True
+        except UserError as err:
+            if strict:
+                raise
+            self.problem = str(err)
+            return False
+        info = read_json(self.dir / "worker.json") or {}
+        spawned = info.get("spawned_at")
+        return (isinstance(spawned, (int, float)) and time.time() - spawned < STARTING_S
+                and procs.alive(info.get("pid"), info.get("start")))
 
     def ensure_worker(self) -> bool:
         """Start a detached worker unless one is alive; True if one was started."""
-        if self.worker_alive():
+        if self.worker_alive(strict=True):
             return False
-        self.dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.dir / "worker.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "engine.jobs", "worker", "--jobs-dir", str(self.dir),
-                                 "--db", str(self.db)], cwd=str(paths.REPO), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
-        log.close()
-        (self.dir / "worker.pid").write_text(str(proc.pid))  # "starting" until it holds the lock
+        self._mkdir()
+        log = open_write(inside(self.dir, self.dir / "worker.log"), append=True)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "engine.jobs", "worker", "--jobs-dir", str(self.dir),
+                                     "--db", str(self.db)], cwd=str(paths.REPO), stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
+        finally:
+            os.close(log)
+        write_identity(self.dir, {**procs.identity(proc.pid), "spawned_at": time.time()})
         return True
+
+    def _revive(self, jobs: list[dict]) -> None:
+        """Start a worker if a queued job waits and none is alive (a killed worker leaves none)."""
+        if not self.revive or not any(j["state"] == "queued" for j in jobs):
+            return
+        try:
+            self.ensure_worker()
+            self.problem = None
+        except (OSError, UserError) as err:
+            self.problem = f"cannot start a worker: {err}"
+
+
+def write_identity(jobs_dir: Path, identity: dict) -> None:
+    """worker.json (pid, start time: what liveness checks read) and worker.pid (the pid alone)."""
+    write_json(inside(jobs_dir, jobs_dir / "worker.json"), identity)
+    write_json(inside(jobs_dir, jobs_dir / "worker.pid"), identity["pid"])
 
 
 def child_env() -> dict:

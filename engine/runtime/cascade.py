@@ -35,19 +35,16 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from engine.config import AMP_CHOICES
 from engine.errors import UserError
 from engine.mainnets import batch_size, select
 from engine.mainnets.text import TextEncoderMainNet
-from engine.metrics import EXIT_RULES, ThetaCurve
+from engine.metrics import EXIT_RULES, auto_theta
 from engine.model import SideNetModel
 from engine.runtime.cuda_graphs import GraphCache, bucket
 from engine.runtime.device import amp_dtype
-
-MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points
 
 
 @dataclass
@@ -354,28 +351,7 @@ def load_cascade(store, run_id: str, theta: float = 0.9, attach: str | None = No
     return Cascade(model, attach, theta, amp=amp, cuda_graphs=cuda_graphs, exit_rule=exit_rule), data, collate, run
 
 
-def auto_theta(curve: ThetaCurve, max_drop: float = MAX_ACCURACY_DROP) -> dict:
-    """The smallest theta (largest exit) whose cascade accuracy is >= MainNet accuracy - max_drop.
-
-    curve: a ThetaCurve, normally of the VALIDATION split. The candidates are every distinct
-    SideNet confidence (a sample exits iff conf >= theta, so only these values change anything),
-    the largest float below 1.0 when some confidences saturate at exactly 1.0 (it exits only
-    those) and 1.0 (nothing exits, accuracy = the MainNet's, always feasible). Returns {"theta", "accuracy",
-    "exit_fraction", "main_accuracy", "max_drop"} on that split.
-    """
-    if not 0.0 <= max_drop <= 1.0:
-        raise ValueError(f"max_drop must be in [0, 1], got {max_drop}")
-    extra = [np.nextafter(1.0, 0.0), 1.0] if curve.n and curve.conf[-1] >= 1.0 else [1.0]
-    candidates = np.unique(np.concatenate([curve.conf[curve.conf < 1.0], extra]))
-    accuracy = np.asarray(curve.accuracy(candidates))
-    floor = curve.main_accuracy - max_drop - 1e-12  # 1e-12: counts / n are not exact decimals
-    ok = np.flatnonzero(accuracy >= floor)  # never empty: theta = 1.0 is the MainNet itself
-    theta = float(candidates[ok[0]])
-    return {"theta": theta, "accuracy": float(accuracy[ok[0]]), "exit_fraction": float(curve.exit_fraction(theta)),
-            "main_accuracy": curve.main_accuracy, "max_drop": max_drop}
-
-
-def auto_theta_for_run(store, run_id: str, attach: str | None = None, max_drop: float = MAX_ACCURACY_DROP,
+def auto_theta_for_run(store, run_id: str, attach: str | None = None, max_drop: float = 0.005,
                        exit_rule: str = "max-prob") -> dict:
     """auto_theta on the run's cached validation logits."""
     from engine.analysis.runs import prepare_one

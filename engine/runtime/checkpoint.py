@@ -1,7 +1,9 @@
 """Checkpoints: where a run's weights go, how a model is initialised, and how a run is rebuilt.
 
 A checkpoint is `checkpoints/<run_id>.safetensors` next to the DB, stored in the run RELATIVE to
-the DB's folder (a moved data folder keeps working; older absolute paths still read). It holds
+the DB's folder (a moved data folder keeps working; older absolute paths still read). The folder's
+writability is checked before training; the store removes the checkpoint of a run that failed
+(a kill after the save, a refused finish) or was deleted. It holds
 what training changed: the whole model, or only the heads when the backbone was frozen, with
 metadata naming the backbone ("pretrained", or "run:<id>" for frozen mode's --init-from run).
 """
@@ -23,7 +25,7 @@ from engine.runtime.device import device_label, pick_device
 
 
 def folder(store) -> Path:
-    return store.path.parent / "checkpoints"
+    return paths.checkpoints_dir(store.path)
 
 
 def check_writable(store) -> None:
@@ -87,7 +89,9 @@ def load_weights(model: SideNetModel, run: dict, store, sidenets_optional: bool 
 
 def save(model: SideNetModel, store, run_id: str, backbone: str) -> str:
     """Write the run's checkpoint; returns its path relative to the DB's folder."""
-    target = folder(store) / f"{run_id}.safetensors"
+    target = paths.checkpoint_file(store.path, run_id)
+    if target is None:
+        raise UserError(f"run id {run_id!r} cannot name a checkpoint file")
     state = {k: v.detach().cpu().contiguous() for k, v in model.trained_state().items()}
     save_file(state, str(target), metadata={"backbone": "full" if model.frozen is None else backbone})
     return str(target.relative_to(store.path.parent))

@@ -41,7 +41,8 @@ def decode_image(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int
     if not data:
         raise UserError("the uploaded file is empty")
     if len(data) > max_bytes:
-        raise UserError(f"the file is {len(data) / 2**20:.1f} MB; the demo accepts images up to {max_bytes / 2**20:.0f} MB")
+        raise UserError(f"the file is {len(data):,} bytes; the demo accepts images up to {max_bytes:,} bytes "
+                        f"({max_bytes / 2**20:.0f} MB)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.faults import point
 
 SCHEMA_VERSION = 2
 
@@ -24,13 +25,16 @@ TABLES = {
         sidenet_order VARCHAR, num_classes INTEGER, class_names VARCHAR[], config JSON, device VARCHAR,
         versions JSON, git_commit VARCHAR, wall_time_s DOUBLE, checkpoint VARCHAR, pid INTEGER, host VARCHAR,
         error VARCHAR""",
-    "epochs": "run_id VARCHAR, epoch INTEGER, lr DOUBLE, train_loss DOUBLE, val_loss DOUBLE, val_acc JSON, seconds DOUBLE",
+    "epochs": "run_id VARCHAR, epoch INTEGER, lr DOUBLE, train_loss DOUBLE, val_loss DOUBLE, val_acc JSON, "
+              "seconds DOUBLE",
     "costs": "run_id VARCHAR, attach VARCHAR, part VARCHAR, params BIGINT, macs DOUBLE",
     "samples": "run_id VARCHAR, split VARCHAR, idx INTEGER, label INTEGER, head VARCHAR, logits FLOAT[]",
     "latency": """run_id VARCHAR, attach VARCHAR, device VARCHAR, part VARCHAR, batch_size INTEGER,
         median_ms DOUBLE, p95_ms DOUBLE, throughput DOUBLE, measured_at TIMESTAMP""",
     "meta": "key VARCHAR PRIMARY KEY, value VARCHAR",
 }
+# (name, type) of every column: a file whose tables differ is not a SideNets DB
+COLUMNS = {name: [tuple(c.split()[:2]) for c in columns.split(",")] for name, columns in TABLES.items()}
 RUN_COLUMNS = ["run_id", "status", "created_at", "finished_at", "model", "dataset", "mode", "seed", "attach",
                "sidenet_hidden", "sidenet_order", "num_classes", "class_names", "config", "device", "versions",
                "git_commit", "wall_time_s", "checkpoint", "pid", "host", "error"]
@@ -41,9 +45,10 @@ def _tables(con) -> set[str]:
                                       "WHERE table_schema = 'main'").fetchall()}
 
 
-def _columns(con, table: str) -> list[str]:
-    return [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                                      "AND table_schema = 'main' ORDER BY ordinal_position", [table]).fetchall()]
+def _columns(con, table: str) -> list[tuple[str, str]]:
+    return [tuple(r) for r in con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE "
+                                          "table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+                                          [table]).fetchall()]
 
 
 def version(con, path: Path) -> int | None:
@@ -53,13 +58,19 @@ def version(con, path: Path) -> int | None:
     if not tables:
         return None
     expected = {name for name in TABLES if name != "meta"}
-    if "runs" not in tables or _columns(con, "runs") != RUN_COLUMNS or not expected <= tables:
-        raise UserError(f"{path} is a DuckDB file but not a SideNets database (its tables: "
+    wrong = sorted(t for t in expected | ({"meta"} & tables) if t in tables and _columns(con, t) != COLUMNS[t])
+    if not expected <= tables or wrong:
+        why = f"a '{wrong[0]}' table of another schema" if wrong else "no SideNets tables"
+        raise UserError(f"{path} is a DuckDB file but not a SideNets database ({why}; its tables: "
                         f"{', '.join(sorted(tables)) or 'none'}); give another --db / SIDENETS_DB")
     if "meta" not in tables:
         return 1
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-    found = int(row[0][0]) if row else 1
+    try:
+        found = int(row[0][0]) if row else 1
+    except (TypeError, ValueError):
+        raise UserError(f"{path} has an unreadable schema version {str(row[0][0])[:20]!r}; "
+                        "it is not a SideNets database") from None
     if found > SCHEMA_VERSION:
         raise UserError(f"{path} was written by a newer SideNets Explorer (schema {found}; this one reads up to "
                         f"{SCHEMA_VERSION}); upgrade this checkout")
@@ -88,6 +99,7 @@ def ensure(con, path: Path) -> None:
         else:
             for target in range(found + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[target](con, path)
+                point("schema:migrated-uncommitted")
         con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("COMMIT")
     except BaseException:

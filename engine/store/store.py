@@ -11,39 +11,46 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from engine import paths
+from engine import paths, procs
 from engine.errors import UserError
+from engine.faults import point
 from engine.store import schema
 from engine.store.schema import RUN_COLUMNS
 
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of a DuckDB file
-LOCK_PID = re.compile(r"PID (\d+)")
+LOCK_PID = re.compile(r"PID (\d+)")  # DuckDB's lock error: "Conflicting lock is held in ... (PID 1234)"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+DAMAGE = (duckdb.Error, duckdb.IOException, duckdb.InternalException, duckdb.SerializationException,
+          duckdb.FatalException)  # what DuckDB raises for a damaged file (the bare Error: "Corrupt database file")
+STOP_TIMEOUT_S = 60.0  # delete --cancel: how long a run's process may take to record itself failed
+DEAD_RUN = "the training process ended without finishing (killed?)"
 
 
 def pid_alive(pid) -> bool:
     """True if the process exists and is not a zombie (an exited child nobody has reaped)."""
-    if not pid:
+    return procs.alive(pid)
+
+
+def run_process_alive(row: dict) -> bool:
+    """Whether a 'running' run's process still runs: same host, the pid alive, and that process
+    started before the run did (a recycled pid started later)."""
+    if row.get("host") != socket.gethostname() or not procs.alive(row.get("pid")):
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    started, created = procs.started_at(row["pid"]), row.get("created_at")
+    if started is None or not isinstance(created, datetime):
         return True
-    with contextlib.suppress(OSError, IndexError):
-        if Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+    return started <= created.replace(tzinfo=UTC).timestamp() + 2.0
 
 
 class Store:
@@ -102,6 +109,10 @@ class Store:
             if write:
                 schema.ensure(con, self.path)
             yield con
+        except duckdb.Error as err:
+            if type(err) not in DAMAGE:
+                raise  # a bug in a query, not a damaged file
+            raise UserError(f"{self.path} cannot be read (a damaged database?): {str(err).splitlines()[0]}") from err
         finally:
             con.close()
 
@@ -122,7 +133,10 @@ class Store:
     # -- writing a run ----------------------------------------------------------------
     def start_run(self, meta: dict) -> str:
         """Register a run as 'running' (invisible to the explorer) and return its id."""
-        run_id = meta.get("run_id") or f"{meta['model']}-{meta['dataset']}-s{meta['seed']}-{uuid.uuid4().hex[:6]}"
+        run_id = meta.get("run_id") or re.sub(r"[^A-Za-z0-9._-]", "_", f"{meta['model']}-{meta['dataset']}-"
+                                                                         f"s{meta['seed']}-{uuid.uuid4().hex[:6]}")
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            raise UserError(f"invalid run id {str(run_id)[:60]!r} (letters, digits, '.', '_', '-')")
         row = {**{c: None for c in RUN_COLUMNS}, **meta, "run_id": run_id, "status": "running",
                "created_at": datetime.now(UTC).replace(tzinfo=None), "pid": os.getpid(),
                "host": socket.gethostname()}
@@ -136,7 +150,8 @@ class Store:
 
     def finish_run(self, run_id: str, *, epochs: list[dict], costs: dict, samples: dict, wall_time_s: float,
                    checkpoint: str | None) -> None:
-        """Write everything of a finished run and mark it complete, in one transaction.
+        """Write everything of a finished run and mark it complete, in one transaction. A run that
+        is no longer 'running' (deleted or marked failed meanwhile) is refused: nothing is written.
 
         costs: {attach_name: {part: {"params", "macs"}}}; samples: {split: {"idx" (N,), "label" (N,),
         "heads": {head_name: logits (N, C)}}}.
@@ -150,6 +165,11 @@ class Store:
         with self.connect(write=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                status = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+                if [r[0] for r in status] != ["running"]:
+                    self._remove_checkpoint(run_id)  # saved just before: an orphan now
+                    raise UserError(f"run {run_id} was {'deleted' if not status else 'marked ' + status[0][0]} "
+                                    "while it trained; its results are discarded")
                 if epoch_rows:
                     con.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?)", epoch_rows)
                 con.executemany("INSERT INTO costs VALUES (?, ?, ?, ?, ?)", cost_rows)
@@ -159,32 +179,100 @@ class Store:
                 con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_time_s = ?, checkpoint = ? "
                             "WHERE run_id = ?", [datetime.now(UTC).replace(tzinfo=None), wall_time_s,
                                                  checkpoint, run_id])
+                point("store:before-commit")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
 
-    def fail_run(self, run_id: str, error: str) -> None:
+    def fail_run(self, run_id: str, error: str, only_running: bool = False) -> None:
+        """Mark a run failed (only_running: unless it is already complete) and remove its now orphan checkpoint."""
         with self.connect(write=True) as con:
-            con.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
-                        [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id])
+            con.execute("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?"
+                        + (" AND status = 'running'" if only_running else ""),
+                        [str(error)[:2000], datetime.now(UTC).replace(tzinfo=None), run_id])
+            self._remove_orphan_checkpoints(con)
 
     def _mark_dead_runs_failed(self, con) -> None:
-        host = socket.gethostname()
-        for run_id, pid in con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
-                                       [host]).fetchall():
-            if not pid_alive(pid):
-                con.execute("UPDATE runs SET status = 'failed', error = 'the training process ended without "
-                            "finishing (killed?)' WHERE run_id = ?", [run_id])
+        """A writer's cleanup: runs whose process is gone become failed; checkpoints of failed runs are removed."""
+        cur = con.execute("SELECT run_id, pid, host, created_at FROM runs WHERE status = 'running' AND host = ?",
+                          [socket.gethostname()])
+        names = [d[0] for d in cur.description]
+        for row in [dict(zip(names, r)) for r in cur.fetchall()]:
+            if not run_process_alive(row):
+                con.execute("UPDATE runs SET status = 'failed', error = ? WHERE run_id = ? AND status = 'running'",
+                            [DEAD_RUN, row["run_id"]])
+        self._remove_orphan_checkpoints(con)
 
-    def delete_run(self, run_id: str) -> bool:
+    def _remove_orphan_checkpoints(self, con) -> int:
+        """Delete checkpoints/<run_id>.safetensors of this DB's failed runs (a kill after the save)."""
+        n = 0
+        for (run_id,) in con.execute("SELECT run_id FROM runs WHERE status = 'failed'").fetchall():
+            n += self._remove_checkpoint(run_id)
+        return n
+
+    def _remove_checkpoint(self, run_id: str) -> int:
+        """Remove checkpoints/<run_id>.safetensors next to this DB (the name, never a stored path)."""
+        path = paths.checkpoint_file(self.path, run_id)
+        if path is None or path.is_symlink() or not path.is_file():
+            return 0
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return 1
+
+    def delete_run(self, run_id: str, cancel: bool = False) -> bool:
+        """Delete a run, its rows and its checkpoint; False when there is no such run. A run still
+        training is refused, unless `cancel`: then its process is stopped first (SIGTERM) and it
+        is deleted once that process has recorded itself failed. A missing DB is never created."""
+        if not self.path.exists():
+            raise UserError(f"no database at {self.path}")
         with self.connect(write=True) as con:
-            found = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+            self._mark_dead_runs_failed(con)
+            row = self._run_row(con, run_id)
+        if row is None:
+            return False
+        if row["status"] == "running":
+            if row["host"] != socket.gethostname():
+                raise UserError(f"run {run_id} is training on host {row['host']} (pid {row['pid']}); stop it there")
+            if not cancel or row["pid"] == os.getpid():
+                raise UserError(f"run {run_id} is still training (pid {row['pid']}); stop it first, or delete "
+                                "with --cancel to stop it and delete it")
+            self._stop(row)
+        with self.connect(write=True) as con:
+            self._mark_dead_runs_failed(con)
+            row = self._run_row(con, run_id)
+            if row is None:
+                return False
+            if row["status"] == "running":
+                raise UserError(f"run {run_id} started training again meanwhile (pid {row['pid']}); not deleted")
+            used = con.execute("SELECT count(*) FROM runs WHERE run_id <> ? AND "
+                               "json_extract_string(config, '$.init_from') = ?", [run_id, run_id]).fetchall()[0][0]
             con.execute("BEGIN TRANSACTION")
             for table in ("samples", "costs", "epochs", "latency", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             con.execute("COMMIT")
-        return bool(found)
+        if not used:  # a frozen-mode run built on this one still reads its checkpoint
+            self._remove_checkpoint(run_id)
+        return True
+
+    @staticmethod
+    def _run_row(con, run_id: str) -> dict | None:
+        cur = con.execute("SELECT run_id, status, pid, host, created_at FROM runs WHERE run_id = ?", [run_id])
+        rows = cur.fetchall()
+        return dict(zip([d[0] for d in cur.description], rows[0])) if rows else None
+
+    def _stop(self, row: dict) -> None:
+        """SIGTERM a running run's process and wait until it is gone (it records itself failed)."""
+        if run_process_alive(row):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(row["pid"]), signal.SIGTERM)
+            point("store:delete-after-term")
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while run_process_alive(row):
+            if time.monotonic() > deadline:
+                raise UserError(f"run {row['run_id']} did not stop within {STOP_TIMEOUT_S:.0f} s "
+                                f"(pid {row['pid']}); not deleted")
+            time.sleep(0.1)
 
     def put_latency(self, run_id: str, rows: list[dict]) -> None:
         """Replace the run's latency rows for the device(s) given: dicts of the latency columns."""
@@ -210,9 +298,10 @@ class Store:
         host = socket.gethostname()
         for row in rows:
             for key in ("config", "versions"):
-                row[key] = json.loads(row[key]) if row[key] else {}
-            if row["status"] == "running" and row["host"] == host and not pid_alive(row["pid"]):
-                row["status"], row["error"] = "failed", "the training process ended without finishing (killed?)"
+                value = json.loads(row[key]) if row[key] else {}
+                row[key] = value if isinstance(value, dict) else {}
+            if row["status"] == "running" and row["host"] == host and not run_process_alive(row):
+                row["status"], row["error"] = "failed", DEAD_RUN
         return rows
 
     def get_run(self, run_id: str) -> dict:
@@ -257,6 +346,9 @@ class Store:
         heads_col = table.column("head").to_numpy(zero_copy_only=False)
         flat = table.column("logits").combine_chunks()
         values = flat.values.to_numpy(zero_copy_only=False).astype(np.float32)
+        lengths = pc.list_value_length(flat)
+        if flat.null_count or values.size == 0 or pc.min(lengths).as_py() != pc.max(lengths).as_py():
+            raise UserError(f"run {run_id!r} has malformed logits in {self.path} (rows of different lengths)")
         all_logits = values.reshape(table.num_rows, -1)
         idx, label = table.column("idx").to_numpy(), table.column("label").to_numpy()
         heads, first = {}, None
@@ -274,7 +366,10 @@ class Store:
                             "ORDER BY split, head, idx", params=[run_id]).to_arrow_table()
         import pyarrow.parquet as pq
 
-        pq.write_table(table, out)
+        try:
+            pq.write_table(table, out)
+        except (OSError, pa.ArrowException) as err:
+            raise UserError(f"cannot write {out}: {str(err).splitlines()[0] if str(err) else err}") from None
         return table.num_rows
 
     def version(self) -> tuple:
@@ -292,5 +387,6 @@ def _sample_table(run_id: str, split: str, idx, label, head: str, logits) -> pa.
     n, c = logits.shape
     lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * c + 1, c, dtype=np.int32)), pa.array(logits.ravel()))
     return pa.table({"run_id": pa.array([run_id] * n), "split": pa.array([split] * n),
-                     "idx": pa.array(np.asarray(idx, dtype=np.int32)), "label": pa.array(np.asarray(label, dtype=np.int32)),
+                     "idx": pa.array(np.asarray(idx, dtype=np.int32)),
+                     "label": pa.array(np.asarray(label, dtype=np.int32)),
                      "head": pa.array([head] * n), "logits": lists})

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from engine.analysis import calibration
+from engine.analysis import calibration, figures
 from engine.analysis import configurations as cfgs
 from explorer import cache, charts, widgets
 from explorer.formatting import pm
@@ -46,7 +46,7 @@ for col, head, name in ((m[0], "side", "SideNet"), (m[1], "main", "MainNet")):
 for col, head, name in ((m[2], "side", "SideNet"), (m[3], "main", "MainNet")):
     col.metric(f"{name} ECE ({n_bins} bins)", pm(cache.derived("head_reliability", rs, runs, head=head,
                                                                n_bins=n_bins)["ece"], digits=2))
-charts.show(charts.reliability_figure([("SideNet", side, charts.color(0)), ("MainNet", main, charts.color(1))]),
+charts.show(figures.reliability_figure([("SideNet", side, figures.color(0)), ("MainNet", main, figures.color(1))]),
             key="calib_heads")
 st.caption(f"All test samples, {bin_text}; bars: accuracy per bin (mean ± std over {n} seed(s)); dashed: perfect "
            f"calibration; below: samples per bin and run. ECE (in %) = Σ n_i/n · |acc_i − conf_i|; it reads high "
@@ -71,7 +71,7 @@ def live() -> None:
     st.dataframe(pd.DataFrame(table), hide_index=True, key="calib_populations_table")
     st.caption("Exit: the SideNet's answers on the samples it keeps; deferred: the MainNet's answers on the others; "
                "cascade: every sample's final answer. A well-calibrated exit population has accuracy ≥ θ.")
-    charts.show(charts.reliability_figure([(names[p].capitalize(), pops[p], charts.color(i + 2))
+    charts.show(figures.reliability_figure([(names[p].capitalize(), pops[p], figures.color(i + 2))
                                            for i, p in enumerate(calibration.POPULATIONS)]), key="calib_populations")
 
 

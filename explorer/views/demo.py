@@ -20,6 +20,7 @@ from engine.runtime.cascade import Cascade, auto_theta_for_run
 from engine.runtime.device import pick_device
 from engine.store import Store
 from explorer import cache, widgets
+from explorer.formatting import md_escape
 
 GALLERY_PAGE = 12
 TIMING_REPEATS = 7
@@ -65,7 +66,7 @@ def probability_chart(result: dict, class_names: list[str]) -> go.Figure:
 
 
 def show_main(main: dict) -> None:
-    st.write(f"**MainNet's answer: {main['answer']}** (its confidence {main['conf']:.3f})")
+    st.write(f"**MainNet's answer: {md_escape(main['answer'])}** (its confidence {main['conf']:.3f})")
 
 
 st.header("Live demo: a real early exit")
@@ -183,11 +184,11 @@ with right:
 
 if result["exited"]:
     st.success(f"**Exit.** SideNet confidence {result['side_conf']:.3f} ≥ theta {theta:.3f}: the SideNet answers "
-               f"**{result['answer']}**; the rest of the MainNet was never run.")
+               f"**{md_escape(result['answer'])}**; the rest of the MainNet was never run.")
 else:
     why = "theta = 1 never exits" if theta >= 1.0 else f"SideNet confidence {result['side_conf']:.3f} < theta {theta:.3f}"
     st.info(f"**Deferred.** {why}: x_c continued through the rest of the MainNet, which answers "
-            f"**{result['answer']}** (the SideNet said {result['side_answer']}).")
+            f"**{md_escape(result['answer'])}** (the SideNet said {md_escape(result['side_answer'])}).")
 
 c1, c2, c3 = st.columns(3)
 c1.metric("Answer", result["answer"], help="the cascade's final answer")

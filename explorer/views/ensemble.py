@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.analysis import configurations as cfgs
-from engine.analysis import summary
+from engine.analysis import figures, summary
 from explorer import cache, charts, widgets
 from explorer.formatting import COST_NAMES, cost_unit, pm, signed
 
@@ -47,13 +47,13 @@ def base_figure() -> dict:
     """The theta-independent part of the chart: each configuration's plain (and ensemble) curve."""
     data = []
     for i, (cfg, rs) in enumerate(groups):
-        col = charts.color(i)
-        data += charts.curve_traces(f"{cfg.label}, MainNet fallback", cache.config_curve(rs, runs, False, rule),
+        col = figures.color(i)
+        data += figures.curve_traces(f"{cfg.label}, MainNet fallback", cache.config_curve(rs, runs, False, rule),
                                     kind, div, unit, col, dash="dot" if on else "solid", band=not on, group=cfg.label)
         if on:
-            data += charts.curve_traces(f"{cfg.label}, ensemble fallback", cache.config_curve(rs, runs, True, rule),
+            data += figures.curve_traces(f"{cfg.label}, ensemble fallback", cache.config_curve(rs, runs, True, rule),
                                         kind, div, unit, col, group=cfg.label)
-    return charts.figure(data, charts.layout(f"average {COST_NAMES[kind]} per input ({unit})",
+    return figures.figure(data, figures.layout(f"average {COST_NAMES[kind]} per input ({unit})",
                                              "test accuracy (%)"))
 
 
@@ -70,7 +70,7 @@ def live() -> None:
     compared = [(cfg, summary.compare_fallbacks(rs, theta, rule)) for cfg, rs in groups]
     summaries = [(cfg, c["ensemble" if on else "plain"], c["plain"], c["ensemble"]) for cfg, c in compared]
     cols = st.columns(min(len(summaries), 3))
-    for i, (cfg, s, plain, ens) in enumerate(summaries[:3]):
+    for i, (cfg, s, _, _) in enumerate(summaries[:3]):
         gain = compared[i][1]["gain"]
         cols[i].metric(f"Cascade accuracy: {cfg.label}", pm(s.accuracy),
                        delta=f"{signed(100 * gain.mean, 2)} pts from the ensemble" if on else None,
@@ -84,10 +84,10 @@ def live() -> None:
     st.dataframe(pd.DataFrame(table), hide_index=True, key="ens_at_theta",
                  column_config={k: st.column_config.NumberColumn(format="%.2f") for k in table[0] if k != "configuration"})
 
-    markers = [charts.point_trace(f"{cfg.label} at θ", s.avg[kind], s.accuracy, div, unit, charts.color(i),
+    markers = [figures.point_trace(f"{cfg.label} at θ", s.avg[kind], s.accuracy, div, unit, figures.color(i),
                                   symbol="diamond", size=13, group=cfg.label, show_legend=False, text=f"θ = {theta:.3f}")
                for i, (cfg, s, _, _) in enumerate(summaries)]
-    charts.show(charts.with_extra(base, markers), key="ens_chart")
+    charts.show(figures.with_extra(base, markers), key="ens_chart")
     st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
                "logits are already computed); only the deferred samples' answers change.")
 

@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+from engine.analysis import figures
 from engine.analysis.tables import path_table
 from engine.errors import UserError
 from explorer import cache, charts, widgets
@@ -9,7 +10,7 @@ from explorer.formatting import SHORT_COST_NAMES, cost_unit, md_escape
 
 st.title("Runs")
 if msg := st.session_state.pop("runs_flash", None):
-    st.success(msg, icon=":material/check:")
+    st.success(md_escape(msg), icon=":material/check:")
 
 show_all = st.toggle("Show failed and running runs too", value=False, key="runs_all",
                      help="The other pages only ever use complete runs.")
@@ -45,20 +46,21 @@ def details(path: str, run_id: str, stamp: str) -> dict:
 try:
     info = details(str(cache.db_path()), run_id, stamp)
 except UserError as err:
-    st.warning(f"Run {run_id} could not be read (deleted meanwhile?): {md_escape(err)}",
+    st.warning(f"Run {md_escape(run_id)} could not be read (deleted meanwhile?): {md_escape(err)}",
                icon=":material/warning:")
     st.stop()
 
 if run["status"] == "failed":
     st.error(f"This run failed: {md_escape(run['error'])}", icon=":material/error:")
 elif run["status"] == "running":
-    st.info("This run is still training; it will appear on the other pages once complete.", icon=":material/hourglass_top:")
+    st.info("This run is still training; it will appear on the other pages once complete.",
+            icon=":material/hourglass_top:")
 
 left, right = st.columns([3, 2])
 with left:
     st.markdown("**Training curves**")
     if info["epochs"]:
-        charts.show(charts.epochs_figure(info["epochs"]), key="runs_epochs")
+        charts.show(figures.epochs_figure(info["epochs"]), key="runs_epochs")
     else:
         st.caption("No epoch recorded (the run did not finish an epoch).")
 with right:
@@ -92,22 +94,25 @@ if info["latency"]:
 
 st.divider()
 pending = st.session_state.get("runs_delete_pending")
-if pending != run_id:
-    if st.button("Delete this run...", key="runs_delete", icon=":material/delete:",
-                 disabled=run["status"] == "running",
-                 help="Cancel its job on the Train page first." if run["status"] == "running" else None):
+if run["status"] == "running":
+    # the store refuses it too: a run still training is deleted only once its process is stopped
+    st.button("Delete this run...", key="runs_delete", icon=":material/delete:", disabled=True,
+              help="This run is still training: cancel its job on the Train page first (or `python -m engine "
+                   "delete RUN --cancel`).")
+elif pending != run_id:
+    if st.button("Delete this run...", key="runs_delete", icon=":material/delete:"):
         st.session_state["runs_delete_pending"] = run_id
         st.rerun()
 else:
-    st.warning(f"Delete run **{run_id}** and all its stored samples, epochs and costs? This cannot be undone. "
-               "(Its checkpoint file is kept.)", icon=":material/warning:")
+    st.warning(f"Delete run **{md_escape(run_id)}**, all its stored samples, epochs and costs, and its checkpoint "
+               "file? This cannot be undone.", icon=":material/warning:")
     a, b, _ = st.columns([1, 1, 4])
     if a.button("Yes, delete it", key="runs_delete_confirm", type="primary"):
         st.session_state.pop("runs_delete_pending", None)
         try:
             found = cache.store().delete_run(run_id)
         except UserError as err:
-            st.error(f"Could not delete {run_id}: {md_escape(err)}", icon=":material/error:")
+            st.error(f"Could not delete {md_escape(run_id)}: {md_escape(err)}", icon=":material/error:")
         else:
             st.session_state.pop("runs_selected", None)
             st.session_state["runs_flash"] = f"Deleted {run_id}." if found else f"{run_id} was already gone."

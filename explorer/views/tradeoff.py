@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.analysis import configurations as cfgs
-from engine.analysis import summary
+from engine.analysis import figures, summary
 from explorer import cache, charts, widgets
 from explorer.formatting import COST_NAMES, SHORT_COST_NAMES, cost_unit, fmt_cost, pm, signed
 
@@ -39,15 +39,15 @@ kinds = summary.cost_kinds([r for _, rs in groups for r in rs])
 kind = widgets.cost_kind_select(kinds, left)
 rule = widgets.exit_rule_select(right)
 div, unit = cost_unit(kind, max(rs[0].costs[kind].full for _, rs in groups))
-colors = {cfg.id: charts.color(i) for i, (cfg, _) in enumerate(groups)}
+colors = {cfg.id: figures.color(i) for i, (cfg, _) in enumerate(groups)}
 
 
 def base_figure(curves: list) -> dict:
     """The theta-independent part of the chart (curves with their bands)."""
     data = []
     for label, curve, col in curves:
-        data += charts.curve_traces(label, curve, kind, div, unit, col)
-    return charts.figure(data, charts.layout(f"average {COST_NAMES[kind]} per input ({unit})", "test accuracy (%)"))
+        data += figures.curve_traces(label, curve, kind, div, unit, col)
+    return figures.figure(data, figures.layout(f"average {COST_NAMES[kind]} per input ({unit})", "test accuracy (%)"))
 
 
 curves = [(cfg.label, cache.config_curve(rs, runs, rule=rule), colors[cfg.id]) for cfg, rs in side_groups]
@@ -55,7 +55,7 @@ points = [(cfg, summary.mainnet_point(rs)) for cfg, rs in alone_groups]
 base = cache.memo(("tradeoff-figure", kind, div, rule, tuple((label, col, cache.run_keys(rs, runs))
                                                              for (label, _, col), (_, rs) in zip(curves, side_groups))),
                   lambda: base_figure(curves))
-alone_markers = [charts.point_trace(cfg.label, p[kind], p["accuracy"], div, unit, colors[cfg.id],
+alone_markers = [figures.point_trace(cfg.label, p[kind], p["accuracy"], div, unit, colors[cfg.id],
                                     text=f"MainNet only, {p['n_runs']} seed(s)") for cfg, p in points]
 
 
@@ -81,11 +81,11 @@ def live() -> None:
                    delta=f"{signed(-100 * s.saving[k].mean, 1)}% vs MainNet alone", delta_color="inverse",
                    help=f"MainNet alone: {fmt_cost(s.full[k].mean, k)} per input. Saving: {pm(s.saving[k], digits=1)}.")
 
-    markers = [charts.point_trace(f"{c.label} at θ", x.avg[kind], x.accuracy, div, unit, colors[c.id],
+    markers = [figures.point_trace(f"{c.label} at θ", x.avg[kind], x.accuracy, div, unit, colors[c.id],
                                   symbol="diamond", size=13, group=c.label, show_legend=False,
                                   text=f"θ = {theta:.3f}, exit {100 * x.exit_fraction.mean:.1f}%")
                for c, x in summaries]
-    charts.show(charts.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)"),
+    charts.show(figures.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)"),
                 key="tradeoff_chart")
 
     units = {k: cost_unit(k, max(x.full[k].mean for _, x in summaries)) for k in kinds}  # one per column

@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.errors import UserError
-from engine.jobs import ACTIVE
+from engine.jobs import ACTIVE, BROKEN
 from engine.jobs.progress import parse_seeds, progress_text
 from explorer import cache
 from explorer.formatting import md_escape
@@ -23,7 +23,8 @@ def catalogue() -> dict:
             "preset_help": {name: f"{p.summary} ({p.protocol})" for name, p in PRESETS.items()}, "modes": MODES,
             "mode_help": MODE_HELP, "datasets": {n: datasets.get(n).kind for n in datasets.names()},
             "models": {kind: mainnets.names(kind) for kind in ("image", "text")},
-            "offline": {n for n in mainnets.names() if mainnets.get(n).pretrained != "online" or n.startswith("resnet")},
+            "offline": {n for n in mainnets.names()
+                        if mainnets.get(n).pretrained != "online" or n.startswith("resnet")},
             "device": device_label()}
 
 
@@ -41,7 +42,11 @@ def attach_options(model: str) -> list[str] | None:
 
 
 cat = catalogue()
-queue = cache.job_queue()
+try:
+    queue = cache.job_queue()
+except UserError as err:
+    st.error(f"Cannot use the job queue: {md_escape(err)}", icon=":material/error:")
+    st.stop()
 device = cat["device"]
 st.caption(f"Jobs run in a background process, one at a time, on **{md_escape(device)}**"
            + ("" if not device.startswith("cpu") else " (no CUDA GPU visible to torch)")
@@ -116,23 +121,45 @@ with st.container(border=True):
             ids = [queue.submit(cfg, seeds or cfg.get("seeds") or [0], label=label) for cfg, label in submissions]
             queue.ensure_worker()
             st.session_state["train_flash"] = f"Queued {len(ids)} job(s): {', '.join(ids)}"
-        except UserError as err:
+        except (UserError, OSError) as err:  # OSError: e.g. a jobs folder that cannot be written
             st.error(md_escape(err), icon=":material/error:")
 
 if msg := st.session_state.pop("train_flash", None):
-    st.success(msg, icon=":material/check:")
+    st.success(md_escape(msg), icon=":material/check:")
 
-# A queued job with no worker (e.g. after a restart): start one.
-all_jobs = queue.jobs()
-if any(j["state"] == "queued" for j in all_jobs) and not queue.worker_alive():
-    queue.ensure_worker()
+
+def read_jobs(show: bool = True) -> list[dict]:
+    """The queue (reading it starts a worker when queued jobs wait and none is alive); [] and a
+    message when the jobs folder cannot be read."""
+    try:
+        jobs = queue.jobs()
+    except UserError as err:
+        if show:
+            st.error(f"Cannot read the job queue: {md_escape(err)}", icon=":material/error:")
+        return []
+    if queue.problem and show:
+        st.warning(md_escape(queue.problem), icon=":material/warning:")
+    return jobs
+
+
+def act(action, *args) -> None:
+    """A queue action from a button: a refusal is shown, never raised."""
+    try:
+        action(*args)
+    except UserError as err:
+        st.session_state["train_flash_error"] = str(err)
+    st.rerun()
+
+
+all_jobs = read_jobs(show=False)
 active_now = any(j["state"] in ACTIVE for j in all_jobs)
+BADGES = {"queued": ":gray[queued]", "running": ":blue[running]", "done": ":green[done]", "failed": ":red[failed]",
+          "cancelled": ":orange[cancelled]", BROKEN: ":red[broken]"}
 
 
 def show_job(j: dict) -> None:
     jid, st_ = j["job_id"], j["state"]
-    badge = {"queued": ":gray[queued]", "running": ":blue[running]", "done": ":green[done]",
-             "failed": ":red[failed]", "cancelled": ":orange[cancelled]"}[st_]
+    badge = BADGES.get(st_, ":red[unknown]")
     with st.container(border=True):
         head, btn = st.columns([6, 1], vertical_alignment="center")
         head.markdown(f"**{md_escape(j['label'])}** · seeds {md_escape(' '.join(map(str, j['seeds'])))} · {badge}")
@@ -142,26 +169,31 @@ def show_job(j: dict) -> None:
             if j.get("cancel_requested"):
                 btn.caption("cancelling...")
             elif btn.button("Cancel", key=f"cancel:{jid}", icon=":material/stop:"):
-                queue.cancel(jid)
-                st.rerun()
-            st.progress(j["fraction"], text=progress_text(j["progress"]) if st_ == "running" else
+                act(queue.cancel, jid)
+            st.progress(j["fraction"], text=md_escape(progress_text(j["progress"])) if st_ == "running" else
                         "waiting for the job ahead of it")
         elif st_ == "done":
-            st.success(f"Done: {', '.join(j.get('run_ids') or [])}. See them on the Trade-off and Runs pages.",
-                       icon=":material/check:")
+            st.success(f"Done: {md_escape(', '.join(j.get('run_ids') or []))}. See them on the Trade-off and Runs "
+                       "pages.", icon=":material/check:")
         elif st_ == "failed":
             st.error(f"Failed: {md_escape(j.get('error'))}", icon=":material/error:")
+        elif st_ == BROKEN:
+            st.error(f"This job folder cannot be read: {md_escape(j.get('error'))}. Clear removes it.",
+                     icon=":material/error:")
         else:
-            st.warning(f"Cancelled{': ' + md_escape(j['error']) if j.get('error') and j['error'] != 'cancelled' else ''}. "
-                       "A run it had started is recorded as failed, never as complete.", icon=":material/stop:")
-        if st_ != "queued":
+            why = ": " + md_escape(j["error"]) if j.get("error") and j["error"] != "cancelled" else ""
+            st.warning(f"Cancelled{why}. A run it had started is recorded as failed, never as complete.",
+                       icon=":material/stop:")
+        if st_ not in ("queued", BROKEN):
             with st.expander("Log", expanded=st_ == "running"):
                 st.code(queue.log(jid, max_chars=6000) or "(empty)", language=None)
 
 
 @st.fragment(run_every=1.0 if active_now else None)
 def job_list() -> None:
-    current = queue.jobs()
+    current = read_jobs()
+    if msg := st.session_state.pop("train_flash_error", None):
+        st.error(md_escape(msg), icon=":material/error:")
     active = [j for j in current if j["state"] in ACTIVE]
     finished = [j for j in reversed(current) if j["state"] not in ACTIVE]
     was_active = st.session_state.get("train_was_active", False)
@@ -176,9 +208,9 @@ def job_list() -> None:
     if finished:
         top, clear = st.columns([6, 1], vertical_alignment="center")
         top.markdown(f"**Finished** ({len(finished)}, newest first)")
-        if clear.button("Clear", key="train_clear", help="Forget finished jobs (their runs stay in the DB)."):
-            queue.clear_finished()
-            st.rerun()
+        if clear.button("Clear", key="train_clear",
+                        help="Forget finished and broken jobs (their runs stay in the DB)."):
+            act(queue.clear_finished)
         for j in finished[:10]:
             show_job(j)
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Everything this project measures on a lent GPU, in ONE call, most important first, each step
+# skipped when the time left (BUDGET seconds) cannot hold it; the DB is copied to $OUT after every
+# run, so what finished comes back even if the call is cut.
+#   1. seconds per epoch of ResNet18/34/50/152 (joint, batch 64 and 512) -> the paper's grid projected
+#   2. the CPU quickstart's vision recipe: fewest epochs / which batch keeps >= 92% (accuracy only)
+#   3. a 30-epoch ResNet18 with and without SideNet@layer1 (the SideNet gap's ceiling, Table 2)
+#   4. seconds per epoch of the text encoders' shapes (random weights; nothing downloads there)
+#   5. the reduced paper grid (repro-vision-gpu's ResNet34/50, then more seeds) as time allows
+# Needs data/fashion-mnist, data/rt-polarity and data/gpu (bash scripts/gpu-shapes.sh) carried.
+set -u
+OUT=${OUT:-/tmp/gpu-out}; BUDGET=${BUDGET:-540}; PY=${PY:-python3}
+mkdir -p "$OUT" /tmp/gpu
+start=$SECONDS
+$PY -m pip install -q --no-deps --target /tmp/site data/gpu/wheels/duckdb-*.whl >/dev/null 2>&1
+export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export SIDENETS_DB=/tmp/gpu/gpu.duckdb SIDENETS_FEATURES=/tmp/gpu/features
+left() { echo $((BUDGET - (SECONDS - start))); }
+step() {  # seconds-needed label command...
+  local need=$1 label=$2; shift 2
+  if done_before "$label"; then return 0; fi
+  if [ "$(left)" -lt "$need" ]; then echo "SKIP $label ($(left) s left)" | tee -a "$OUT/log.txt"; return 1; fi
+  local t0=$SECONDS
+  { echo "== $label: $*"; timeout "$(left)" "$@" 2>&1 | tr '\r' '\n' | grep -v -E 'it/s\]$|s/it\]$|^Loading'; } >> "$OUT/log.txt"
+  echo "$label: $((SECONDS - t0)) s" | tee -a "$OUT/log.txt"
+  cp "$SIDENETS_DB" "$OUT/gpu.duckdb" 2>/dev/null
+  return 0
+}
+TRAIN="$PY -m engine train --dataset fashion-mnist --optimizer sgd --schedule onecycle --momentum 0.9 --weight-decay 5e-4
+    --label-smoothing 0.1 --amp bf16"
+SKIP=${SKIP:-}  # labels to skip (done in an earlier call), space-separated
+done_before() { case " $SKIP " in *" $1 "*) return 0;; esac; return 1; }
+nvidia-smi -L | tee "$OUT/log.txt"
+$PY -c "import torch, transformers, duckdb; print('torch', torch.__version__, 'transformers', transformers.__version__, 'duckdb', duckdb.__version__)" | tee -a "$OUT/log.txt"
+
+step 100 epochs sh -c "$PY -m engine bench epochs --models resnet18 resnet34 resnet50 resnet152 --batch-sizes 64 512 \
+    --epochs 1 --limit 10240 --json > $OUT/epochs.json && $PY -c 'import json,sys; from engine.bench.epochs import format_report; print(format_report(json.load(open(\"$OUT/epochs.json\"))))'"
+for e in 4 5; do step 30 "quickstart-e$e" $TRAIN --model resnet18 --epochs $e --batch-size 128 --lr 0.1 --seeds 0; done
+step 70 r18-30ep-joint $TRAIN --model resnet18 --epochs 30 --batch-size 512 --lr 0.2 --seeds 0
+for m in minilm-l6 bert-base bert-large; do
+  step 35 "text-$m" $PY -m engine train --model data/gpu/shapes/$m --dataset rt-polarity --no-pretrained --epochs 1 \
+      --batch-size 32 --lr 5e-5 --amp bf16 --seeds 0
+done
+for mode in joint mainnet-only; do
+  step 80 "r18-15ep-$mode" $TRAIN --model resnet18 --mode $mode --epochs 15 --batch-size 512 --lr 0.2 --seeds 0 1
+done
+for mode in joint mainnet-only; do
+  step 70 "r50-15ep-$mode" $TRAIN --model resnet50 --mode $mode --epochs 15 --batch-size 512 --lr 0.2 --seeds 0
+done
+step 50 compiled-r18 $PY -m engine bench epochs --models resnet18 --batch-sizes 512 --epochs 2 --limit 20480 --compile
+step 60 text-distilbert $PY -m engine train --model data/gpu/shapes/distilbert --dataset rt-polarity --no-pretrained \
+    --epochs 1 --batch-size 32 --lr 5e-5 --amp bf16 --seeds 0
+$PY -m engine summary --thetas 0.5 0.9 > "$OUT/summary.txt" 2>&1
+echo "total $((SECONDS - start)) s" | tee -a "$OUT/log.txt"
