@@ -113,6 +113,7 @@ class FeatureCache:
         ``compute(taps) -> {tap: float32 array (N, F)}`` (one backbone pass), then read back.
         ``source``: the training settings that reproduce these keys (kept in the manifest, so the
         explorer can offer the entry as a backbone to design SideNets on)."""
+        keys = {tap: json.loads(json.dumps(key, default=str)) for tap, key in keys.items()}  # as the manifest holds it
         out = {tap: self.read(key, labels) for tap, key in keys.items()}
         missing = [tap for tap, value in out.items() if value is None]
         if not missing:

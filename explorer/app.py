@@ -14,7 +14,7 @@ from engine.errors import UserError
 from explorer import cache, widgets
 from explorer.formatting import md_escape
 
-st.set_page_config(page_title="SideNets Explorer", page_icon=":material/call_split:", layout="wide")
+st.set_page_config(page_title="SideNets Explorer", page_icon="🔀", layout="wide")
 
 PAGES = [
     st.Page("views/tradeoff.py", title="Trade-off", icon=":material/show_chart:", default=True),

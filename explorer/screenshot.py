@@ -23,7 +23,8 @@ from engine import paths
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SLIDER = '[data-testid="stSlider"] input[type="range"]'
+SLIDER = '[data-testid="liveThetaSlider"]'  # the live θ control (explorer/components/live_theta.py)
+THETA_BOX = '[data-testid="liveThetaBox"]'
 
 
 def free_port() -> int:
@@ -94,16 +95,25 @@ def wait_rendered(page, timeout: float = 90.0, settle: int = 4) -> None:
     raise TimeoutError("the app did not finish rendering")
 
 
+def wait_live(page, timeout: float = 90.0) -> None:
+    """Until the page is rendered and its live θ control has its data, numbers and chart drawn."""
+    wait_rendered(page, timeout)
+    page.wait_for_function("""() => { const e = document.querySelector('[data-testid=liveTheta]');
+        return e && e.dataset.agrees !== undefined
+            && (e.querySelector('.snl-chart').hidden || !!e.querySelector('.snl-chart .main-svg')); }""",
+                           timeout=timeout * 1000)
+
+
 def metric_value(page, label: str) -> str:
-    """The value text of the st.metric whose label is ``label``."""
-    box = page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first
-    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    """The value text of the metric whose label is ``label``: an st.metric or a card of the live θ control."""
+    box = page.locator('[data-testid="stMetric"], [data-testid="liveMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"], [data-testid="liveMetricLabel"]', has_text=label)).first
+    return box.locator('[data-testid="stMetricValue"], [data-testid="liveMetricValue"]').inner_text().strip()
 
 
 def set_theta(page, theta: float) -> None:
-    """Type θ into the number box next to the slider and press Enter."""
-    box = page.locator('[data-testid="stNumberInput"] input').first
+    """Type θ into the live control's number box and press Enter."""
+    box = page.locator(THETA_BOX).first
     box.fill(f"{theta:.3f}")
     box.press("Enter")
     box.blur()
@@ -121,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with serve(args.db) as url, browser(args.width, args.height) as page:
         page.goto(f"{url}/{args.page}")
-        wait_rendered(page)
+        (wait_live if args.page in ("", "calibration", "ensemble") else wait_rendered)(page)
         if args.theta is not None:
             set_theta(page, args.theta)
             time.sleep(1.0)
-            wait_rendered(page)
+            wait_live(page)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=args.out)
     print(f"wrote {args.out}")

@@ -87,26 +87,26 @@ def exit_rule_select(container=st) -> str:
                                 "differ. Calibration always uses the top-class probability.")
 
 
-def theta_control(container=None) -> float:
-    """The theta slider (fine steps) and a number box, kept in sync and shared across pages.
-
-    Both widgets keep their value for the whole session (``persist_state="session"``), so θ
-    survives page switches; each one's callback copies its value into the other.
-    """
-    c = container or st
-    left, right = c.columns([5, 1], vertical_alignment="bottom")
-    theta = left.slider("Threshold θ: a sample exits at the SideNet when its confidence ≥ θ", 0.0, 1.0,
-                        value=DEFAULT_THETA, step=THETA_STEP, format="%.3f", key="theta_slider",
-                        on_change=_sync_theta, args=("theta_slider", "theta_box"), persist_state="session",
-                        help="θ = 0 exits every sample; θ = 1 never exits (the MainNet answers everything).")
-    right.number_input("θ", 0.0, 1.0, value=DEFAULT_THETA, step=THETA_STEP, format="%.3f", key="theta_box",
-                       on_change=_sync_theta, args=("theta_box", "theta_slider"), persist_state="session")
-    return float(theta)
+def theta() -> float:
+    """The session's θ (shared by the pages; the live θ control writes it when the user releases)."""
+    value = st.session_state.get("theta")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        st.session_state["theta"] = value = DEFAULT_THETA
+    return float(value)
 
 
-def _sync_theta(source: str, other: str) -> None:
-    ss = st.session_state
-    ss[other] = min(1.0, max(0.0, round(float(ss[source]), 6)))
+THETA_LABEL = "Threshold θ: a sample exits at the SideNet when its confidence ≥ θ"
+THETA_HELP = ("θ = 0 exits every sample; θ = 1 never exits (the MainNet answers everything). Drag, use the arrow "
+              "keys or type a value: the numbers below follow at once; the rest of the page on release.")
+
+
+def theta_control(page: str, payload, payload_id: str, view: dict) -> None:
+    """The live θ slider and number box of ``page`` (explorer.components.live_theta), at the session's θ:
+    ``payload`` (engine.analysis.live, built once per selection, ``payload_id`` names it) lets the
+    browser recompute ``view``'s cards, table rows and chart marks while θ moves."""
+    from explorer.components import live_theta
+
+    live_theta.mount(page, theta(), payload, payload_id, view, THETA_LABEL, THETA_HELP)
 
 
 def cost_kind_select(kinds: list[str], container=st, key: str = "cost_kind") -> str:
@@ -126,13 +126,27 @@ def env_db_note() -> str:
 
 
 def sidebar_jobs() -> None:
-    """One line about background training, if any is active."""
+    """Background training in one line. While jobs are active the line refreshes every few seconds,
+    and the whole page reruns when a run lands, so new runs appear without a click."""
+    try:
+        active_now = any(j["state"] in ("queued", "running") for j in cache.job_queue().jobs())
+    except (OSError, UserError):
+        return
+    st.fragment(run_every=3.0 if active_now else None)(_jobs_line)()
+
+
+def _jobs_line() -> None:
     try:
         jobs = cache.job_queue().jobs()  # reading starts a worker if queued jobs wait and none is alive
     except (OSError, UserError):
         return
     active = [j for j in jobs if j["state"] in ("queued", "running")]
     broken = sum(j["state"] == "broken" for j in jobs)
+    landed = len(cache.list_runs()) if cache.db_problem() is None else 0
+    seen, st.session_state["sidebar_runs_seen"] = st.session_state.get("sidebar_runs_seen"), landed
+    was_active, st.session_state["sidebar_jobs_active"] = st.session_state.get("sidebar_jobs_active"), bool(active)
+    if (seen is not None and landed != seen) or (was_active and not active):
+        st.rerun()  # a run landed (or the queue emptied): every page and count up to date
     if active:
         running = [j for j in active if j["state"] == "running"]
         text = f"Training: {len(running)} running, {len(active) - len(running)} queued"

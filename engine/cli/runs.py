@@ -127,6 +127,17 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from engine.store import Store
+
+    source = Store(args.source)
+    if not source.path.exists():
+        raise UserError(f"no database at {source.path}")
+    new = Store(args.db).import_runs(source)
+    print(f"imported {len(new)} complete run(s) from {source.path} (without their checkpoints)")
+    return 0
+
+
 def cmd_presets(args) -> int:
     from engine.presets import PRESETS
 
@@ -172,6 +183,10 @@ def add_parsers(sub) -> None:
 
     g = sub.add_parser("migrate", help="bring a DB written by an older version to the current schema")
     g.set_defaults(func=cmd_migrate)
+
+    i = sub.add_parser("import", help="copy the complete runs of another DB (e.g. from a GPU machine) into this one")
+    i.add_argument("source", help="the other .duckdb file")
+    i.set_defaults(func=cmd_import)
 
     p = sub.add_parser("presets", help="list the presets and the protocol each follows")
     p.add_argument("--json", action="store_true")

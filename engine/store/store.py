@@ -274,6 +274,33 @@ class Store:
                                 f"(pid {row['pid']}); not deleted")
             time.sleep(0.1)
 
+    def import_runs(self, source: Store) -> list[str]:
+        """Copy the complete runs of another SideNets DB (e.g. trained on a GPU machine) that this
+        one does not hold, in one transaction; their checkpoints stay behind (set to NULL)."""
+        wanted = [r["run_id"] for r in source.list_runs()]  # checks the source's schema too
+        if self.path.resolve() == source.path.resolve():
+            raise UserError("cannot import a database into itself")
+        with self.connect(write=True) as con:
+            have = {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()}
+            new = [r for r in wanted if r not in have]
+            if not new:
+                return []
+            con.execute("ATTACH ? AS src (READ_ONLY)", [str(source.path)])
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute("CREATE TEMP TABLE wanted (run_id VARCHAR)")
+                con.executemany("INSERT INTO wanted VALUES (?)", [[r] for r in new])
+                for table in ("runs", "epochs", "costs", "samples", "latency"):
+                    con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} WHERE run_id IN (SELECT run_id FROM wanted)")
+                con.execute("UPDATE runs SET checkpoint = NULL WHERE run_id IN (SELECT run_id FROM wanted)")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.execute("DETACH src")
+        return new
+
     def put_latency(self, run_id: str, rows: list[dict]) -> None:
         """Replace the run's latency rows for the device(s) given: dicts of the latency columns."""
         now = datetime.now(UTC).replace(tzinfo=None)

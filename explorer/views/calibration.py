@@ -2,9 +2,10 @@
 import pandas as pd
 import streamlit as st
 
-from engine.analysis import calibration, figures
+from engine.analysis import calibration, figures, live
 from engine.analysis import configurations as cfgs
 from explorer import cache, charts, widgets
+from explorer.components import live_theta
 from explorer.formatting import pm
 
 runs, configs = widgets.page_start(
@@ -56,26 +57,31 @@ st.caption(f"All test samples, {bin_text}; bars: accuracy per bin (mean ± std o
 rule = widgets.exit_rule_select()
 
 
+payload_key = ("live-populations", rule, tuple(sorted(bin_kw.items())), cache.run_keys(rs, runs))
+payload = cache.memo(payload_key, lambda: live.populations_payload(rs, rule, **bin_kw))
+
+
 @st.fragment
-def live() -> None:
-    theta = widgets.theta_control()
+def live_part() -> None:
+    theta = widgets.theta()
     pops = calibration.populations_at(rs, theta, rule=rule, **bin_kw)
-    st.markdown(f"**At θ = {theta:.3f}**: the samples that exit (answered by the SideNet), those deferred to the "
-                "MainNet, and the whole cascade.")
-    names = {"exited": "exit at the SideNet", "deferred": "deferred to the MainNet", "cascade": "whole cascade"}
-    table = [{"population": names[pop], "share of samples (%)": pm(p["fraction"], digits=1, unit=""),
-              "accuracy (%)": pm(p["accuracy"], digits=2, unit=""),
-              "mean confidence (%)": pm(p["confidence"], digits=2, unit=""),
-              f"ECE ({bin_text}, %)": pm(p["ece"], digits=2, unit="")}
-             for pop, p in ((pop, pops[pop]) for pop in calibration.POPULATIONS)]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="calib_populations_table")
+    names = live_theta.POPULATION_NAMES
+    rows = [[names[pop], pm(p["fraction"], digits=1, unit=""), pm(p["accuracy"], digits=2, unit=""),
+             pm(p["confidence"], digits=2, unit=""), pm(p["ece"], digits=2, unit="")]
+            for pop, p in ((pop, pops[pop]) for pop in calibration.POPULATIONS)]
+    text = (f"**At θ = {theta:.3f}**: the samples that exit (answered by the SideNet), those deferred to the MainNet, "
+            "and the whole cascade.")
+    fig = figures.reliability_figure([(names[p].capitalize(), pops[p], figures.color(i + 2))
+                                      for i, p in enumerate(calibration.POPULATIONS)])
+    view = {"names": names, "columns": live_theta.POPULATION_COLUMNS + [f"ECE ({bin_text}, %)"],
+            "chart": live_theta.chart(fig, revision=live_theta.payload_id(payload_key)),
+            "expect": live_theta.expect(rows=rows, text=text)}
+    widgets.theta_control("calibration", payload, live_theta.payload_id(payload_key), view)
     st.caption("Exit: the SideNet's answers on the samples it keeps; deferred: the MainNet's answers on the others; "
                "cascade: every sample's final answer. A well-calibrated exit population has accuracy ≥ θ.")
-    charts.show(figures.reliability_figure([(names[p].capitalize(), pops[p], figures.color(i + 2))
-                                           for i, p in enumerate(calibration.POPULATIONS)]), key="calib_populations")
 
 
-live()
+live_part()
 
 st.subheader("ECE per configuration (the paper's Table 1)")
 rows = cache.table("table1", groups, runs, n_bins=n_bins)

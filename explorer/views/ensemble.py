@@ -3,9 +3,10 @@ import pandas as pd
 import streamlit as st
 
 from engine.analysis import configurations as cfgs
-from engine.analysis import figures, summary
-from explorer import cache, charts, widgets
-from explorer.formatting import COST_NAMES, cost_unit, pm, signed
+from engine.analysis import figures, live, summary
+from explorer import cache, widgets
+from explorer.components import live_theta
+from explorer.formatting import COST_NAMES, cost_unit, pm
 
 runs, configs = widgets.page_start(
     "Ensemble the deferred samples",
@@ -62,20 +63,31 @@ base = cache.memo(("ensemble-figure", kind, div, on, rule,
                   base_figure)
 
 
+payload_key = ("live-cascade", rule, ("main", "ensemble"), tuple(cache.run_keys(rs, runs) for _, rs in groups))
+payload = cache.memo(payload_key, lambda: [live.cascade_payload(rs, rule, ("main", "ensemble")) for _, rs in groups])
+
+
 @st.fragment
-def live() -> None:
-    theta = widgets.theta_control()
-    st.markdown(f"**At θ = {theta:.3f}**, deferred samples answered by "
-                + ("**SideNet + MainNet logits**" if on else "**the MainNet alone**") + ".")
+def live_part() -> None:
+    theta = widgets.theta()
     compared = [(cfg, summary.compare_fallbacks(rs, theta, rule)) for cfg, rs in groups]
     summaries = [(cfg, c["ensemble" if on else "plain"], c["plain"], c["ensemble"]) for cfg, c in compared]
-    cols = st.columns(min(len(summaries), 3))
-    for i, (cfg, s, _, _) in enumerate(summaries[:3]):
-        gain = compared[i][1]["gain"]
-        cols[i].metric(f"Cascade accuracy: {cfg.label}", pm(s.accuracy),
-                       delta=f"{signed(100 * gain.mean, 2)} pts from the ensemble" if on else None,
-                       help=f"Exit fraction {pm(s.exit_fraction, digits=1)}; deferred samples "
-                            f"right: {pm(s.deferred_accuracy, digits=1)}.")
+    text = (f"**At θ = {theta:.3f}**, deferred samples answered by "
+            + ("**SideNet + MainNet logits**" if on else "**the MainNet alone**") + ".")
+    cards = live_theta.ensemble_cards([(cfg.label, s, c["gain"]) for (cfg, s, _, _), (_, c) in zip(summaries, compared)], on)
+    # the diamonds at θ: the browser moves them (and fills "{text}") while θ moves
+    markers = [figures.point_trace(f"{cfg.label} at θ", s.avg[kind], s.accuracy, div, unit, figures.color(i),
+                                  symbol="diamond", size=13, group=cfg.label, show_legend=False, text="{text}")
+               for i, (cfg, s, _, _) in enumerate(summaries)]
+    fig = figures.with_extra(base, markers)
+    first = len(fig["data"]) - len(markers)
+    view = {"on": on, "labels": [cfg.label for cfg, _ in groups], "kind": kind,
+            "chart": live_theta.chart(fig, list(enumerate(markers, first)), div,
+                                      live_theta.payload_id(payload_key, kind, div, on)),
+            "expect": live_theta.expect(cards, text=text)}
+    widgets.theta_control("ensemble", payload, live_theta.payload_id(payload_key), view)
+    st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
+               "logits are already computed); only the deferred samples' answers change.")
     table = [{"configuration": cfg.label, "exit (%)": 100 * s.exit_fraction.mean,
               "cascade, MainNet fallback (%)": 100 * plain.accuracy.mean,
               "cascade, ensemble fallback (%)": 100 * ens.accuracy.mean,
@@ -84,12 +96,5 @@ def live() -> None:
     st.dataframe(pd.DataFrame(table), hide_index=True, key="ens_at_theta",
                  column_config={k: st.column_config.NumberColumn(format="%.2f") for k in table[0] if k != "configuration"})
 
-    markers = [figures.point_trace(f"{cfg.label} at θ", s.avg[kind], s.accuracy, div, unit, figures.color(i),
-                                  symbol="diamond", size=13, group=cfg.label, show_legend=False, text=f"θ = {theta:.3f}")
-               for i, (cfg, s, _, _) in enumerate(summaries)]
-    charts.show(figures.with_extra(base, markers), key="ens_chart")
-    st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
-               "logits are already computed); only the deferred samples' answers change.")
 
-
-live()
+live_part()

@@ -3,9 +3,10 @@ import pandas as pd
 import streamlit as st
 
 from engine.analysis import configurations as cfgs
-from engine.analysis import figures, summary
-from explorer import cache, charts, widgets
-from explorer.formatting import COST_NAMES, SHORT_COST_NAMES, cost_unit, fmt_cost, pm, signed
+from engine.analysis import figures, live, summary
+from explorer import cache, widgets
+from explorer.components import live_theta
+from explorer.formatting import COST_NAMES, SHORT_COST_NAMES, cost_unit, pm
 
 runs, configs = widgets.page_start(
     "Trade-off: accuracy against cost",
@@ -59,34 +60,29 @@ alone_markers = [figures.point_trace(cfg.label, p[kind], p["accuracy"], div, uni
                                     text=f"MainNet only, {p['n_runs']} seed(s)") for cfg, p in points]
 
 
+payload_key = ("live-cascade", rule, tuple(cache.run_keys(rs, runs) for _, rs in side_groups))
+payload = cache.memo(payload_key, lambda: [live.cascade_payload(rs, rule) for _, rs in side_groups])
+
+
 @st.fragment
-def live() -> None:
-    theta = widgets.theta_control()
+def live_part() -> None:
+    theta = widgets.theta()
     summaries = [(cfg, summary.summary_at(rs, theta, rule=rule)) for cfg, rs in side_groups]
 
     labels = [cfg.label for cfg, _ in summaries]
     focus_label = st.selectbox("Configuration", labels, key=f"tradeoff_focus:{dataset}") if len(labels) > 1 else labels[0]
-    cfg, s = next((c, s) for c, s in summaries if c.label == focus_label)
-    cols = st.columns(2 + len(kinds))
-    gain = signed(100 * s.accuracy_gain.mean, 2)
-    cols[0].metric("Cascade accuracy", pm(s.accuracy), delta=f"{gain} pts vs MainNet alone",
-                   delta_color="off" if gain == "±0.00" else "normal",
-                   help=f"Mean ± std over {s.n_runs} seed(s). MainNet alone: {pm(s.main_accuracy)}; "
-                        f"SideNet alone: {pm(s.side_accuracy)}.")
-    cols[1].metric("Exit fraction", pm(s.exit_fraction, digits=1),
-                   help=f"Samples answered by the SideNet. Accuracy of those: {pm(s.exited_accuracy)}; "
-                        f"of the deferred ones: {pm(s.deferred_accuracy)}.")
-    for col, k in zip(cols[2:], kinds):
-        col.metric(f"Average {COST_NAMES[k]} / input", fmt_cost(s.avg[k].mean, k),
-                   delta=f"{signed(-100 * s.saving[k].mean, 1)}% vs MainNet alone", delta_color="inverse",
-                   help=f"MainNet alone: {fmt_cost(s.full[k].mean, k)} per input. Saving: {pm(s.saving[k], digits=1)}.")
-
+    focus = labels.index(focus_label)
+    # the diamonds at θ: the browser moves them (and fills "{text}") while θ moves
     markers = [figures.point_trace(f"{c.label} at θ", x.avg[kind], x.accuracy, div, unit, colors[c.id],
-                                  symbol="diamond", size=13, group=c.label, show_legend=False,
-                                  text=f"θ = {theta:.3f}, exit {100 * x.exit_fraction.mean:.1f}%")
+                                  symbol="diamond", size=13, group=c.label, show_legend=False, text="{text}")
                for c, x in summaries]
-    charts.show(figures.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)"),
-                key="tradeoff_chart")
+    fig = figures.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)")
+    first = len(fig["data"]) - len(markers)
+    view = {"focus": focus, "kinds": kinds, "kind": kind, "cost_names": COST_NAMES,
+            "chart": live_theta.chart(fig, list(enumerate(markers, first)), div,
+                                      live_theta.payload_id(payload_key, kind, div, [c.label for c, _ in groups])),
+            "expect": live_theta.expect(live_theta.tradeoff_cards(summaries[focus][1], kinds))}
+    widgets.theta_control("tradeoff", payload, live_theta.payload_id(payload_key), view)
 
     units = {k: cost_unit(k, max(x.full[k].mean for _, x in summaries)) for k in kinds}  # one per column
     rows = []
@@ -106,7 +102,7 @@ def live() -> None:
                  | {"seeds": st.column_config.NumberColumn(width="small")})
 
 
-live()
+live_part()
 
 st.subheader("Accuracy at fixed thresholds (the paper's Table 3)")
 table3 = cache.table("table3", side_groups, runs, rule=rule)
