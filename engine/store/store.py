@@ -27,6 +27,7 @@ from engine.errors import UserError
 from engine.faults import point
 from engine.store import schema
 from engine.store.schema import RUN_COLUMNS
+from engine.store.transfer import Transfers
 
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of a DuckDB file
 LOCK_PID = re.compile(r"PID (\d+)")  # DuckDB's lock error: "Conflicting lock is held in ... (PID 1234)"
@@ -53,7 +54,7 @@ def run_process_alive(row: dict) -> bool:
     return started <= created.replace(tzinfo=UTC).timestamp() + 2.0
 
 
-class Store:
+class Store(Transfers):
     """One DuckDB file. Every method opens and closes its own connection."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout_s: float = 30.0):
@@ -274,33 +275,6 @@ class Store:
                                 f"(pid {row['pid']}); not deleted")
             time.sleep(0.1)
 
-    def import_runs(self, source: Store) -> list[str]:
-        """Copy the complete runs of another SideNets DB (e.g. trained on a GPU machine) that this
-        one does not hold, in one transaction; their checkpoints stay behind (set to NULL)."""
-        wanted = [r["run_id"] for r in source.list_runs()]  # checks the source's schema too
-        if self.path.resolve() == source.path.resolve():
-            raise UserError("cannot import a database into itself")
-        with self.connect(write=True) as con:
-            have = {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()}
-            new = [r for r in wanted if r not in have]
-            if not new:
-                return []
-            con.execute("ATTACH ? AS src (READ_ONLY)", [str(source.path)])
-            try:
-                con.execute("BEGIN TRANSACTION")
-                con.execute("CREATE TEMP TABLE wanted (run_id VARCHAR)")
-                con.executemany("INSERT INTO wanted VALUES (?)", [[r] for r in new])
-                for table in ("runs", "epochs", "costs", "samples", "latency"):
-                    con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} WHERE run_id IN (SELECT run_id FROM wanted)")
-                con.execute("UPDATE runs SET checkpoint = NULL WHERE run_id IN (SELECT run_id FROM wanted)")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.execute("DETACH src")
-        return new
-
     def put_latency(self, run_id: str, rows: list[dict]) -> None:
         """Replace the run's latency rows for the device(s) given: dicts of the latency columns."""
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -384,20 +358,6 @@ class Store:
             heads[head] = all_logits[rows]
             first = rows if first is None else first
         return {"idx": idx[first], "label": label[first], "heads": heads}
-
-    def export_parquet(self, run_id: str, out: str | os.PathLike) -> int:
-        """Write the run's per-sample rows (split, idx, label, head, logits) to a Parquet file."""
-        self.get_run(run_id)
-        with self.connect() as con:
-            table = con.sql("SELECT split, idx, label, head, logits FROM samples WHERE run_id = $1 "
-                            "ORDER BY split, head, idx", params=[run_id]).to_arrow_table()
-        import pyarrow.parquet as pq
-
-        try:
-            pq.write_table(table, out)
-        except (OSError, pa.ArrowException) as err:
-            raise UserError(f"cannot write {out}: {str(err).splitlines()[0] if str(err) else err}") from None
-        return table.num_rows
 
     def version(self) -> tuple:
         """Changes whenever the file does (for caches): (mtime_ns, size)."""
