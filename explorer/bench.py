@@ -1,9 +1,10 @@
-"""Benchmark: server-side time of an explorer rerun after a theta change (`python -m explorer.bench`).
+"""Benchmark: an explorer rerun after a theta change (`python -m explorer.bench`), or the live θ
+control in a real browser (`python -m explorer.bench --browser`).
 
 Builds a DB of N runs x M test samples by REPLICATING real runs' rows (clearly labelled: the
 copies' device reads "replicated from <run> (benchmark data)"), then drives the app headless
-with Streamlit's AppTest: per page, one warm-up run, then R reruns each after moving the theta
-slider to a new value; prints JSON with p50/p95/max milliseconds per page and the goal.
+with Streamlit's AppTest: per page, one warm-up run, then R reruns each after setting θ to a new
+value (what the live θ control's release does); prints JSON with p50/p95/max milliseconds per page.
 
 An AppTest rerun re-executes the whole page script (not only the theta fragment the browser
 reruns), so these numbers are an upper bound of what a user waits for.
@@ -51,7 +52,7 @@ def replicate_runs(source, target, n_runs: int = 10, n_samples: int = 10_000, ru
         if not side:
             raise SystemExit(f"{source.path} has no complete SideNet run to replicate")
         datasets = [r["dataset"] for r in side]
-        top = max(set(datasets), key=datasets.count)
+        top = max(sorted(set(datasets)), key=datasets.count)  # (ties: the first name, every time)
         run_ids = [r["run_id"] for r in reversed(side) if r["dataset"] == top]
     by_id = {r["run_id"]: r for r in runs}
     rng = np.random.default_rng(seed)
@@ -176,7 +177,7 @@ def _stats(ms: list[float], goal: float) -> dict:
             "max_ms": round(float(a.max()), 1), "goal_p95_ms": goal, "meets_goal": p95 <= goal}
 
 
-def browser_bench(db: str, drags: int = 10, moves: int = 20, pages=("tradeoff", "calibration"),
+def browser_bench(db: str, drags: int = 10, moves: int = 20, pages=("tradeoff", "calibration", "ensemble"),
                   move_ms: float = 30.0) -> dict:
     """Drag the live θ slider of each page with the mouse in chromium (``drags`` drags of ``moves``
     pointer moves, ``move_ms`` apart, then a release each): repaint and release-to-settled times."""
@@ -189,7 +190,7 @@ def browser_bench(db: str, drags: int = 10, moves: int = 20, pages=("tradeoff", 
     scores = prepare_one(store, next(r["run_id"] for r in store.list_runs() if r["attach"])).side_scores["max-prob"]
     lo, hi = np.quantile(scores, [0.02, 0.98])
     lo, hi = max(0.0, min(lo, (lo + hi) / 2 - 0.05)), min(1.0, max(hi, (lo + hi) / 2 + 0.05))
-    out = {"drag_theta_range": [round(float(lo), 3), round(float(hi), 3)]}
+    out = {}
     with serve(db) as url, browser() as page:
         for name in pages:
             page.goto(f"{url}/{LIVE_PAGES[name]}")
@@ -212,11 +213,11 @@ def browser_bench(db: str, drags: int = 10, moves: int = 20, pages=("tradeoff", 
             agrees = page.locator('[data-testid="liveTheta"]').get_attribute("data-agrees")
             out[name] = {"repaint": _stats(samples, REPAINT_GOAL_MS) | {"pointer_moves": n_moves},
                          "release_to_settled": _stats(settle, SETTLE_GOAL_MS), "agrees_with_engine": agrees == "true"}
-    return out
+    return {"drag_theta_range": [round(float(lo), 3), round(float(hi), 3)], "pages": out}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m explorer.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m explorer.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--source-db", help="DB with real runs to replicate (default: see the module doc)")
     p.add_argument("--runs", type=int, default=10), p.add_argument("--samples", type=int, default=10_000)
     p.add_argument("--reruns", type=int, default=30)
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                   "build_db_s": round(built_s, 2)}
         load_before = round(os.getloadavg()[0], 2)
         if args.browser:
-            result["pages"] = browser_bench(str(target.path), drags=args.drags)
+            result.update(browser_bench(str(target.path), drags=args.drags))
             result["meets_goal"] = all(v[m]["meets_goal"] and v["agrees_with_engine"] for v in result["pages"].values()
                                        for m in ("repaint", "release_to_settled"))
         else:

@@ -2,8 +2,9 @@
 
     python -m explorer.screenshot --db data/sidenets.duckdb --out docs/tradeoff.png [--theta 0.9]
 
-Used by tests/test_browser.py and to make the README's screenshot. Never downloads a browser:
-it drives /usr/bin/chromium (apt) with Playwright's ``executable_path``.
+Used by tests/test_browser*.py, `python -m explorer.bench --browser` and to make the README's
+screenshot. Never downloads a browser: it drives /usr/bin/chromium (apt) with Playwright's
+``executable_path``.
 """
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def wait_live(page, timeout: float = 90.0) -> None:
     wait_rendered(page, timeout)
     page.wait_for_function("""() => { const e = document.querySelector('[data-testid=liveTheta]');
         return e && e.dataset.agrees !== undefined
-            && (e.querySelector('.snl-chart').hidden || !!e.querySelector('.snl-chart .main-svg')); }""",
+            && (e.querySelector('.snl-chart').hidden || !!e.querySelector('.snl-chart .main-svg')
+                || !!e.querySelector('.snl-chart').textContent); }""",
                            timeout=timeout * 1000)
 
 

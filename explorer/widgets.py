@@ -1,6 +1,7 @@
 """Widgets and page scaffolding shared by the pages: the page start, selections, theta, the sidebar.
 
-Session-wide choices (dataset, theta, exit rule) use fixed widget keys, so they survive page switches.
+Session-wide choices use fixed session keys, so they survive page switches: the dataset and exit rule
+(widget keys), and θ (``st.session_state["theta"]``, written by the live θ control on release).
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from engine.metrics import EXIT_RULES
 from explorer import cache
 from explorer.formatting import COST_NAMES, EXIT_RULE_NAMES, md_escape
 
-DEFAULT_THETA = 0.8
-THETA_STEP = 0.001
+DEFAULT_THETA = 0.8  # θ moves on a 0.001 grid (explorer/components/live_theta.py)
 EMPTY_HINT = ("No runs yet. Train some: `make run` (trains the quickstart preset, then serves this app), "
               "`python -m engine train --preset smoke`, or the **Train** page.")
 

@@ -6,10 +6,12 @@
 // Shared by the tab's pages: commits sent, the instance per page, plotly, decoded payloads by id
 const LIVE = (window.__sidenetsLive ||= { sent: 0, pages: {}, plotly: null, cache: new Map() });
 const CACHED_PAYLOADS = 6;
+LIVE.math = { pyFixed, signed, pm, fmtCost, npSum, meanStd }; // (for tests: the arithmetic against Python's)
 const grid = (v) => Math.round(v * 1000) / 1000; // the slider's 0.001 grid, as the double Python parses
 const r6 = (v) => (Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : null); // figures._list
 const nan0 = (v) => (Number.isFinite(v) ? v : 0);
-const KEY_COMMIT_MS = 200; // keyboard steps: one rerun once the keys rest
+const KEY_COMMIT_MS = 200;
+const cell = (v) => (Number.isNaN(v) ? "–" : pyFixed(v, 2)); // live_theta.fixed // keyboard steps: one rerun once the keys rest
 
 function loadPlotly(url) { // plotly.min.js of the plotly package, served by this app (app/static)
   if (window.Plotly) return Promise.resolve(window.Plotly);
@@ -56,14 +58,19 @@ const VIEWS = {
         help: `MainNet alone: ${fmtCost(s.full[k].mean, k)} per input. Saving: ${pm(s.saving[k], 100, 1)}.` })),
     ];
     const marks = sums.map((x) => ({ x: x.avg[v.kind], y: x.accuracy, text: `θ = ${th}, exit ${pyFixed(100 * x.exit_fraction.mean, 1)}%` }));
-    return { cards, marks, title: `θ = ${th} (diamonds)`, summaries: sums };
+    const rows = sums.map((x, i) => [v.labels[i], String(x.n_runs), cell(100 * x.accuracy.mean), cell(100 * x.accuracy.std),
+      cell(100 * x.exit_fraction.mean), cell(100 * x.main_accuracy.mean),
+      ...v.kinds.flatMap((k) => [cell(x.avg[k].mean / v.table_div[k]), cell(100 * x.saving[k].mean)])]);
+    return { cards, marks, rows, title: `θ = ${th} (diamonds)`, summaries: sums };
   },
   ensemble(v, data, t) {
-    const th = pyFixed(t, 3), cards = [], marks = [], summaries = [];
+    const th = pyFixed(t, 3), cards = [], marks = [], summaries = [], rows = [];
     data.forEach((cfg, i) => {
       const plain = summaryAt(cfg, t, "main"), ens = summaryAt(cfg, t, "ensemble"), s = v.on ? ens : plain;
       const gain = meanStd(plain.per.map((p, j) => ens.per[j].accuracy - p.accuracy));
       summaries.push({ plain, ensemble: ens, gain });
+      rows.push([v.labels[i], cell(100 * s.exit_fraction.mean), cell(100 * plain.accuracy.mean), cell(100 * ens.accuracy.mean),
+                 cell(100 * plain.deferred_accuracy.mean), cell(100 * ens.deferred_accuracy.mean)]);
       marks.push({ x: s.avg[v.kind], y: s.accuracy, text: `θ = ${th}` });
       if (i < 3) cards.push({ label: `Cascade accuracy: ${v.labels[i]}`, value: pm(s.accuracy),
         delta: v.on ? `${signed(100 * gain.mean, 2)} pts from the ensemble` : null, color: "normal",
@@ -71,7 +78,7 @@ const VIEWS = {
     });
     const text = `**At θ = ${th}**, deferred samples answered by ` +
       (v.on ? "**SideNet + MainNet logits**" : "**the MainNet alone**") + ".";
-    return { cards, marks, text, summaries };
+    return { cards, marks, rows, text, summaries };
   },
   calibration(v, data, t) {
     const pops = populationsAt(data, t);
@@ -112,9 +119,9 @@ class Live {
     s.addEventListener("keydown", () => { this.keyboard = true; });
     s.addEventListener("input", () => this.move(grid(Number(s.value)), "slider"));
     s.addEventListener("change", () => this.commit(this.keyboard ? KEY_COMMIT_MS : 0));
-    b.addEventListener("input", () => {
+    b.addEventListener("input", (e) => { // arrow keys and the spinner step live; typed text waits for Enter
       const v = Number(b.value);
-      if (b.value !== "" && v >= 0 && v <= 1) this.move(grid(v), "box");
+      if (!e.inputType && b.value !== "" && v >= 0 && v <= 1) this.move(grid(v), "box");
     });
     const settle = () => {
       const v = Number(b.value);
@@ -140,14 +147,17 @@ class Live {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = 0;
-      if (this.theta === this.serverTheta && LIVE.sent <= this.serverRev) return;
+      const pending = LIVE.sent > this.serverRev; // a commit on its way: the server will answer with its θ
+      if (this.theta === (pending ? this.sentTheta : this.serverTheta)) return;
       LIVE.sent += 1;
+      this.sentTheta = this.theta;
       this.trigger("commit", { theta: this.theta, rev: LIVE.sent, have: [...LIVE.cache.keys()] });
     }, delay);
   }
 
   update(data, trigger) { // a server run: new data (and θ unless the user has moved on since)
     this.trigger = trigger;
+    if (data.session !== LIVE.session) { LIVE.session = data.session; LIVE.sent = data.rev; } // (a server restart)
     this.view = data.view;
     if (data.payload_id !== this.payloadId) { // decoded once per id; the server skips ids this tab has
       let prepared = LIVE.cache.get(data.payload_id);
@@ -161,6 +171,7 @@ class Live {
       this.payloadId = data.payload_id;
     }
     this.page = data.page;
+    for (const name of data.view.order || []) this.root.appendChild(this[name]); // the page's order of sections
     LIVE.pages[data.page] = this;
     setText(this.label, data.label);
     this.label.title = data.help || "";
@@ -236,6 +247,10 @@ class Live {
     this.chartRevision = spec.revision;
     this.figure = { data: spec.figure.data, layout: { ...spec.figure.layout, uirevision: spec.revision } };
     this.chart.style.minHeight = `${spec.figure.layout.height || 450}px`;
+    if (!data.plotly_url) { // (the app's .streamlit/config.toml sets it; `make run` and explorer.serve read it)
+      this.chart.textContent = "The chart needs the app's static files: run the app with server.enableStaticServing = true.";
+      return;
+    }
     loadPlotly(data.plotly_url).then((Plotly) => {
       this.Plotly = Plotly;
       if (!this.ro) {

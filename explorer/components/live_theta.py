@@ -1,5 +1,5 @@
 """The live θ control: a slider and a number box whose dependent numbers (metric cards, the
-populations table) and chart marks are recomputed IN THE BROWSER on every animation frame while θ
+tables at θ) and chart marks are recomputed IN THE BROWSER on every animation frame while θ
 moves; the server reruns once per release ("commit"), for everything else on the page.
 
 Built with st.components.v2 (inline JS/CSS in the page, no iframe): live_math.js redoes the
@@ -8,7 +8,7 @@ bit for bit on the payload of engine.analysis.live; live_theta.js draws. plotly.
 plotly package (copied to explorer/static/ and served by this app: server.enableStaticServing), so
 the page loads nothing from outside the app.
 
-Data sent per run: {page, theta, rev, label, help, plotly_url, payload_id, payload, view}. ``view``
+Data sent per run: {page, session, theta, rev, label, help, plotly_url, payload_id, payload, view}. ``view``
 holds the labels, the figure and ``expect``: what the engine shows at the server's θ; the browser
 checks its own numbers against it (``data-agrees`` on the element, a console error otherwise).
 The session's θ is ``st.session_state["theta"]``; ``theta_rev`` counts the browser's commits so
@@ -19,26 +19,29 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
+import uuid
 from pathlib import Path
 
 import streamlit as st
 from streamlit import config
 
 from engine.analysis.summary import MeanStd, Summary
-from explorer.formatting import COST_NAMES, fmt_cost, pm, signed
+from explorer.formatting import COST_NAMES, SHORT_COST_NAMES, cost_unit, fmt_cost, pm, signed
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE.parent / "static"  # Streamlit's app static folder (next to explorer/app.py)
-THETA_KEY, REV_KEY, HAVE_KEY = "theta", "theta_rev", "theta_live_have"
+THETA_KEY, REV_KEY, HAVE_KEY, SESSION_KEY = "theta", "theta_rev", "theta_live_have", "theta_live_session"
 POPULATION_NAMES = {"exited": "exit at the SideNet", "deferred": "deferred to the MainNet", "cascade": "whole cascade"}
 POPULATION_COLUMNS = ["population", "share of samples (%)", "accuracy (%)", "mean confidence (%)"]
 
 
-def plotly_js() -> str:
+def plotly_js() -> str | None:
     """Copy plotly.min.js of the installed plotly package to explorer/static/ (once per version);
-    return its URL on this server."""
+    return its URL on this server (None when the server does not serve explorer/static/)."""
     import plotly
 
+    if not config.get_option("server.enableStaticServing"):
+        return None
     source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     target = STATIC / "plotly.min.js"
     if not target.exists() or target.stat().st_size != source.stat().st_size:
@@ -88,7 +91,9 @@ def mount(page: str, theta: float, payload, pid: str, view: dict, label: str, he
     """Show the control for ``page`` ("tradeoff", "ensemble" or "calibration") at ``theta``."""
     key = f"live_theta:{page}"
     sent = None if pid in st.session_state.get(HAVE_KEY, ()) else payload  # (~1-2 MB at 10 runs x 10,000 samples)
-    data = {"page": page, "theta": theta, "rev": st.session_state.get(REV_KEY, 0), "label": label, "help": help,
+    session = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex[:12])  # a new session: commits count from 0
+    data = {"page": page, "session": session, "theta": theta, "rev": st.session_state.get(REV_KEY, 0),
+            "label": label, "help": help,
             "plotly_url": plotly_js(), "payload_id": pid, "payload": sent, "view": view}
     _COMPONENT(key=key, data=data, on_commit_change=lambda: _on_commit(key), on_missing_change=lambda: _on_missing(key))
 
@@ -103,6 +108,35 @@ def _json(value):
     if isinstance(value, (list, tuple)):
         return [_json(v) for v in value]
     return value
+
+
+def fixed(x, digits: int = 2) -> str:
+    """A table cell: f"{x:.2f}", or "–" for NaN (e.g. the std of one run)."""
+    return "–" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+def tradeoff_table(summaries: list[tuple[str, Summary]], kinds: list[str]) -> tuple[list[str], dict, list[list[str]]]:
+    """The Trade-off page's table at θ: (columns, {kind: divisor of its average column}, rows)."""
+    units = {k: cost_unit(k, max(x.full[k].mean for _, x in summaries)) for k in kinds}  # one unit per column
+    columns = ["configuration", "seeds", "accuracy (%)", "± std", "exit (%)", "MainNet (%)"]
+    for k in kinds:
+        columns += [f"avg {units[k][1]}", f"{SHORT_COST_NAMES[k]} saved (%)"]
+    rows = [[label, str(x.n_runs), fixed(100 * x.accuracy.mean), fixed(100 * x.accuracy.std),
+             fixed(100 * x.exit_fraction.mean), fixed(100 * x.main_accuracy.mean)]
+            + [cell for k in kinds for cell in (fixed(x.avg[k].mean / units[k][0]), fixed(100 * x.saving[k].mean))]
+            for label, x in summaries]
+    return columns, {k: units[k][0] for k in kinds}, rows
+
+
+ENSEMBLE_COLUMNS = ["configuration", "exit (%)", "cascade, MainNet fallback (%)", "cascade, ensemble fallback (%)",
+                    "deferred right, MainNet (%)", "deferred right, ensemble (%)"]
+
+
+def ensemble_rows(summaries: list[tuple[str, Summary, Summary, Summary]]) -> list[list[str]]:
+    """The Ensemble page's table at θ from (label, the cascade shown, plain, ensemble) summaries."""
+    return [[label, fixed(100 * s.exit_fraction.mean), fixed(100 * plain.accuracy.mean), fixed(100 * ens.accuracy.mean),
+             fixed(100 * plain.deferred_accuracy.mean), fixed(100 * ens.deferred_accuracy.mean)]
+            for label, s, plain, ens in summaries]
 
 
 def tradeoff_cards(s: Summary, kinds: list[str]) -> list[dict]:

@@ -74,6 +74,7 @@ def live_part() -> None:
     fig = figures.reliability_figure([(names[p].capitalize(), pops[p], figures.color(i + 2))
                                       for i, p in enumerate(calibration.POPULATIONS)])
     view = {"names": names, "columns": live_theta.POPULATION_COLUMNS + [f"ECE ({bin_text}, %)"],
+            "order": ["text", "table", "chart"],
             "chart": live_theta.chart(fig, revision=live_theta.payload_id(payload_key)),
             "expect": live_theta.expect(rows=rows, text=text)}
     widgets.theta_control("calibration", payload, live_theta.payload_id(payload_key), view)

@@ -81,20 +81,15 @@ def live_part() -> None:
                for i, (cfg, s, _, _) in enumerate(summaries)]
     fig = figures.with_extra(base, markers)
     first = len(fig["data"]) - len(markers)
-    view = {"on": on, "labels": [cfg.label for cfg, _ in groups], "kind": kind,
+    rows = live_theta.ensemble_rows([(cfg.label, s, plain, ens) for cfg, s, plain, ens in summaries])
+    view = {"on": on, "labels": [cfg.label for cfg, _ in groups], "kind": kind, "columns": live_theta.ENSEMBLE_COLUMNS,
+            "order": ["text", "cards", "table", "chart"],
             "chart": live_theta.chart(fig, list(enumerate(markers, first)), div,
                                       live_theta.payload_id(payload_key, kind, div, on)),
-            "expect": live_theta.expect(cards, text=text)}
+            "expect": live_theta.expect(cards, rows=rows, text=text)}
     widgets.theta_control("ensemble", payload, live_theta.payload_id(payload_key), view)
     st.caption("Dotted: the plain cascade; solid: with the ensemble fallback. The cost is the same (the SideNet "
                "logits are already computed); only the deferred samples' answers change.")
-    table = [{"configuration": cfg.label, "exit (%)": 100 * s.exit_fraction.mean,
-              "cascade, MainNet fallback (%)": 100 * plain.accuracy.mean,
-              "cascade, ensemble fallback (%)": 100 * ens.accuracy.mean,
-              "deferred right, MainNet (%)": 100 * plain.deferred_accuracy.mean,
-              "deferred right, ensemble (%)": 100 * ens.deferred_accuracy.mean} for cfg, s, plain, ens in summaries]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="ens_at_theta",
-                 column_config={k: st.column_config.NumberColumn(format="%.2f") for k in table[0] if k != "configuration"})
 
 
 live_part()

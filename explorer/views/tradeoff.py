@@ -6,7 +6,7 @@ from engine.analysis import configurations as cfgs
 from engine.analysis import figures, live, summary
 from explorer import cache, widgets
 from explorer.components import live_theta
-from explorer.formatting import COST_NAMES, SHORT_COST_NAMES, cost_unit, pm
+from explorer.formatting import COST_NAMES, cost_unit, pm
 
 runs, configs = widgets.page_start(
     "Trade-off: accuracy against cost",
@@ -78,28 +78,14 @@ def live_part() -> None:
                for c, x in summaries]
     fig = figures.with_extra(base, alone_markers + markers, title=f"θ = {theta:.3f} (diamonds)")
     first = len(fig["data"]) - len(markers)
-    view = {"focus": focus, "kinds": kinds, "kind": kind, "cost_names": COST_NAMES,
+    columns, table_div, rows = live_theta.tradeoff_table([(c.label, x) for c, x in summaries], kinds)
+    view = {"focus": focus, "labels": labels, "kinds": kinds, "kind": kind, "cost_names": COST_NAMES,
+            "columns": columns, "table_div": table_div, "order": ["cards", "chart", "table"],
             "chart": live_theta.chart(fig, list(enumerate(markers, first)), div,
-                                      live_theta.payload_id(payload_key, kind, div, [c.label for c, _ in groups])),
-            "expect": live_theta.expect(live_theta.tradeoff_cards(summaries[focus][1], kinds))}
+                                      live_theta.payload_id(payload_key, kind, div, [(c.label, cache.run_keys(rs, runs))
+                                                                                     for c, rs in groups])),
+            "expect": live_theta.expect(live_theta.tradeoff_cards(summaries[focus][1], kinds), rows=rows)}
     widgets.theta_control("tradeoff", payload, live_theta.payload_id(payload_key), view)
-
-    units = {k: cost_unit(k, max(x.full[k].mean for _, x in summaries)) for k in kinds}  # one per column
-    rows = []
-    for c, x in summaries:
-        row = {"configuration": c.label, "seeds": x.n_runs, "accuracy (%)": 100 * x.accuracy.mean,
-               "± std": 100 * x.accuracy.std, "exit (%)": 100 * x.exit_fraction.mean,
-               "MainNet (%)": 100 * x.main_accuracy.mean}
-        for k in kinds:
-            kd, ku = units[k]
-            row[f"avg {ku}"] = x.avg[k].mean / kd
-            row[f"{SHORT_COST_NAMES[k]} saved (%)"] = 100 * x.saving[k].mean
-        rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="tradeoff_at_theta",
-                 column_config={name: st.column_config.NumberColumn(
-                     format="%.2f", width="small" if name in ("± std", "exit (%)") else None)
-                     for name in rows[0] if name not in ("configuration", "seeds")}
-                 | {"seeds": st.column_config.NumberColumn(width="small")})
 
 
 live_part()
