@@ -6,7 +6,7 @@ STAMP := .venv/.installed-$(shell cat requirements.txt requirements-nodeps.txt p
 PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 
-.PHONY: setup data run quickstart serve test lint coverage browser mpnet bench report clean
+.PHONY: setup data run quickstart serve test lint coverage browser mpnet bench report repro clean
 
 setup: $(STAMP) data
 
@@ -56,6 +56,13 @@ bench: setup
 	$(PY) -m engine bench train
 	$(PY) -m explorer.bench
 	$(PY) -m explorer.bench --browser
+
+# The paper's tables and figures from the DB (report/), and REPRODUCTION.md from the reduced runs.
+report: setup
+	$(PY) -m engine report --out report
+
+repro: setup
+	bash scripts/repro-cpu.sh
 
 clean:
 	rm -rf .venv .pytest_cache

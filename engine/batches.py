@@ -90,19 +90,43 @@ class ImageBatches:
 
 
 class TextBatches:
-    """Batches (tokens {"input_ids", "attention_mask"} (B, L), y (B,)) of a sentence split."""
+    """Batches (tokens {"input_ids", "attention_mask"} (B, L), y (B,)) of a sentence split, each
+    padded to its longest sentence. Shuffled (training) batches group sentences of similar length
+    (the shuffled order is cut into pools of POOL batches, each pool sorted by length, the batches
+    shuffled again), so little compute goes to padding; evaluation keeps the split's order."""
+
+    POOL = 50
 
     def __init__(self, ds, collate: Callable, device: torch.device, num_workers: int = 0):
         self.ds, self.collate, self.device, self.num_workers = ds, collate, device, num_workers
+        self._lengths: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ds)
 
+    def lengths(self) -> torch.Tensor:
+        """Tokens per sentence (N,), counted once."""
+        if self._lengths is None:
+            parts = [self.collate([self.ds[i] for i in range(s, min(s + 512, len(self.ds)))])[0]["attention_mask"].sum(1)
+                     for s in range(0, len(self.ds), 512)]
+            self._lengths = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+        return self._lengths
+
+    def _order(self, batch_size: int, shuffle: bool, generator, drop_single: bool) -> list[torch.Tensor]:
+        n = len(self.ds)
+        if not shuffle:
+            return list(torch.arange(n).split(batch_size))
+        order, lengths = torch.randperm(n, generator=generator), self.lengths()
+        pools = [p[torch.argsort(lengths[p], stable=True)] for p in order.split(batch_size * self.POOL)]
+        batches = [b for p in pools for b in p.split(batch_size)]
+        if drop_single and len(batches) > 1 and len(batches[-1]) == 1:
+            batches.pop()
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
     def iterate(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 train: bool = False, drop_single: bool = False):
-        loader = DataLoader(self.ds, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                            collate_fn=self.collate, num_workers=self.num_workers,
-                            drop_last=drop_single and len(self.ds) % batch_size == 1,
+        batches = [b.tolist() for b in self._order(batch_size, shuffle, generator, drop_single)]
+        loader = DataLoader(self.ds, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers,
                             pin_memory=self.device.type == "cuda")
         for x, y in loader:
             yield to_device(x, self.device), y.to(self.device, non_blocking=True)
