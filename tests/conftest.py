@@ -1,4 +1,9 @@
-"""Shared fixtures: one real smoke training (tiny real subsets) per test session."""
+"""Fixtures only (helpers are in tests/helpers.py): one real smoke training (tiny real subsets) per
+test session, the explorer's test databases built from it, and the AppTest / engine views of them.
+
+Markers (pyproject.toml): `slow` is added here to every test that needs a trained run (the first
+one to ask trains it), `gpu` tests are skipped without CUDA, `browser` tests skip without chromium.
+"""
 from __future__ import annotations
 
 import os
@@ -8,39 +13,28 @@ import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-
-# -- the job queue (tests/test_jobs.py, tests/test_app_train.py) ------------------------------
-def wait_job(queue, job_id: str, until=lambda j: j["state"] in ("done", "failed", "cancelled"),
-             timeout: float = 300.0, watch=None) -> dict:
-    """Poll a job every 50 ms (calling ``watch`` on each poll) until ``until(job)``; fail with its log."""
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job = queue.job(job_id)
-        if watch is not None:
-            watch(job)
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {queue.job(job_id)['state']} after {timeout} s:\n{queue.log(job_id)}")
+TRAINED = {"smoke_image_run", "smoke_runs", "smoke_copy", "explorer_dbs"}
 
 
-def stop_queue(queue, timeout: float = 60.0) -> None:
-    """Cancel what is queued or running and wait for the worker to exit (kill it if it is stuck):
-    a test never leaves a training process behind."""
-    import signal
-    import time
+def pytest_collection_modifyitems(config, items):
+    no_cuda = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if TRAINED & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+            item.add_marker(no_cuda)
 
-    for job in queue.jobs():
-        if job["state"] in ("queued", "running"):
-            queue.cancel(job["job_id"])
-    end = time.monotonic() + timeout
-    while queue.worker_alive() and time.monotonic() < end:
-        time.sleep(0.2)
-    pid_file = queue.dir / "worker.pid"
-    if queue.worker_alive() and pid_file.exists():
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_caches(tmp_path_factory):
+    """The feature cache and the job folders of the whole session (and of the processes it starts)
+    live in a temp dir, never in data/; SIDENETS_DB is never inherited from the shell."""
+    root = tmp_path_factory.mktemp("caches")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIDENETS_FEATURES", str(root / "features"))
+        mp.setenv("SIDENETS_DB", str(root / "default.duckdb"))
+        mp.delenv("SIDENETS_JOBS", raising=False)
+        yield root
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +47,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _smoke_config(dataset: str):
+def smoke_config(dataset: str):
     """The smoke preset's config for a dataset, on the CPU even where a GPU is visible (the tests
     compare against CPU float32 recomputations; the CUDA tests move the trained run to the GPU)."""
     import dataclasses
 
-    from engine.config import preset
+    from engine.presets import preset
 
     return dataclasses.replace(next(cfg for cfg in preset("smoke") if cfg.dataset == dataset), device="cpu")
 
@@ -71,7 +65,7 @@ def smoke_image_run(tmp_path_factory):
     from engine.train import train_run
 
     store = Store(tmp_path_factory.mktemp("smoke") / "smoke.duckdb")
-    cfg = _smoke_config("fashion-mnist")
+    cfg = smoke_config("fashion-mnist")
     return store, train_run(cfg, cfg.seeds[0], store)
 
 
@@ -82,8 +76,22 @@ def smoke_runs(smoke_image_run):
     from engine.train import train_run
 
     store, image_run = smoke_image_run
-    cfg = _smoke_config("rt-polarity")
+    cfg = smoke_config("rt-polarity")
     return store, {"image": image_run, "text": train_run(cfg, cfg.seeds[0], store)}
+
+
+@pytest.fixture
+def smoke_copy(smoke_runs, tmp_path):
+    """(Store, runs) of a copy of the smoke DB for a test that writes to it (latency rows, deletes);
+    the checkpoints folder is linked, not copied (read only)."""
+    from engine.store import Store
+
+    from helpers import copy_db
+
+    store, runs = smoke_runs
+    copy_db(store.path, tmp_path / store.path.name)
+    (tmp_path / "checkpoints").symlink_to(store.path.parent / "checkpoints")
+    return Store(tmp_path / store.path.name), runs
 
 
 # -- the explorer's test databases (tests/test_app_*.py, tests/test_browser.py) -----------------
@@ -94,6 +102,7 @@ def explorer_dbs(smoke_runs, tmp_path_factory):
     - "many": the smoke image run replicated as 3 seeds (with logit noise, so seeds differ), the
       text run as 2 seeds, a MainNet-only configuration made from the image run's MainNet head
       (mode mainnet-only), plus a FAILED run that has samples and a RUNNING run (never shown);
+      replicated runs have no checkpoint;
     - "one": a single (replicated) image run;
     - "empty": a DuckDB file with the schema and no run; "bad": a text file; "missing": no file.
     Replicated runs are labelled as such in their device / config.
@@ -115,7 +124,8 @@ def explorer_dbs(smoke_runs, tmp_path_factory):
     for seed in (0, 1):
         rid = many.start_run({**meta, "mode": "mainnet-only", "seed": seed, "attach": [], "sidenet_hidden": 32,
                               "sidenet_order": "linear-bn-relu", "device": "test fixture (MainNet head of a smoke run)",
-                              "config": {**image["config"], "mode": "mainnet-only", "seeds": [seed]}})
+                              "config": {**image["config"], "mode": "mainnet-only", "seeds": [seed],
+                                         "replicated_from": runs["image"]}})
         rng = np.random.default_rng(seed)
         main = (data["heads"]["main"] + rng.normal(0, 0.3 * seed, data["heads"]["main"].shape)).astype(np.float32)
         many.finish_run(rid, epochs=source.epochs(runs["image"]),
@@ -124,7 +134,9 @@ def explorer_dbs(smoke_runs, tmp_path_factory):
                         samples={"test": {"idx": data["idx"], "label": data["label"], "heads": {"main": main}}},
                         wall_time_s=1.0, checkpoint=None)
     failed = replicate_runs(source, many, n_runs=1, n_samples=256, run_ids=[runs["image"]], noise=0.0)[0]
-    many.fail_run(failed, "RuntimeError: a test failure after the samples were written")
+    with many.connect(write=True) as con:  # (Store.fail_run leaves a complete run alone; older files hold such runs)
+        con.execute("UPDATE runs SET status = 'failed', error = ? WHERE run_id = ?",
+                    ["RuntimeError: a test failure after the samples were written", failed])
     many.start_run({**meta, "mode": "joint", "seed": 7, "attach": image["attach"], "sidenet_hidden": 32,
                     "sidenet_order": "linear-bn-relu", "config": image["config"], "run_id": "still-running-run"})
     one = Store(root / "one.duckdb")
@@ -141,11 +153,11 @@ def explorer_dbs(smoke_runs, tmp_path_factory):
 @pytest.fixture
 def open_app(monkeypatch):
     """open_app(db, page=None) -> a run AppTest of explorer/app.py on DB ``db`` (at ``page``)."""
-    from pathlib import Path
-
     from streamlit.testing.v1 import AppTest
 
-    app = Path(__file__).resolve().parents[1] / "explorer" / "app.py"
+    from helpers import REPO
+
+    app = REPO / "explorer" / "app.py"
 
     def _open(db, page: str | None = None, timeout: float = 120):
         monkeypatch.setenv("SIDENETS_DB", str(db))
@@ -163,13 +175,14 @@ def open_app(monkeypatch):
 def engine_groups():
     """engine_groups(db, dataset) -> [(Configuration, [PreparedRun])] computed by the engine alone
     (what the pages must show), for the configurations of ``dataset`` in ``db``."""
-    from engine import explore
+    from engine.analysis.configurations import group_runs, select
+    from engine.analysis.runs import prepare_run
     from engine.store import Store
 
     def _groups(db, dataset="fashion-mnist"):
         store = Store(db)
-        configs = explore.select(explore.group_runs(store.list_runs()), dataset=dataset)
-        prepared = {rid: explore.prepare_run(store, rid) for c in configs for rid in c.run_ids}
+        configs = select(group_runs(store.list_runs()), dataset=dataset)
+        prepared = {rid: prepare_run(store, rid) for c in configs for rid in c.run_ids}
         return [(c, [prepared[rid][c.attach] for rid in c.run_ids]) for c in configs]
 
     return _groups

@@ -1,17 +1,29 @@
 """A real browser (Debian's chromium driven by Playwright; no browser download) against a served app:
 move theta with the slider and with the number box, see the numbers change to the engine's,
 switch page (theta stays), take a screenshot."""
-import shutil
 import time
 
 import pytest
 
-from engine import explore
-from explorer import state
-from explorer.screenshot import CHROMIUM, SLIDER, browser, metric_value, serve, set_theta, wait_rendered
+from engine.analysis.summary import summary_at
+from explorer.formatting import pm
+from explorer.screenshot import (
+    CHROMIUM,
+    SLIDER,
+    THETA_BOX,
+    browser,
+    metric_value,
+    serve,
+    set_theta,
+    wait_live,
+    wait_rendered,
+)
+from explorer.widgets import DEFAULT_THETA
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: `make browser` "
-                                                              "(apt-get install chromium) to run the real-browser test")
+from helpers import copy_db
+
+NO_CHROMIUM = f"{CHROMIUM} is missing: `make browser` (apt-get install chromium) to run the real-browser test"
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)]
 
 
 def wait_metric(page, label: str, expected: str, timeout: float = 30.0) -> float:
@@ -25,19 +37,18 @@ def wait_metric(page, label: str, expected: str, timeout: float = 30.0) -> float
 
 
 def test_theta_in_a_real_browser(explorer_dbs, engine_groups, tmp_path):
-    db = tmp_path / "browser.duckdb"
-    shutil.copy(explorer_dbs["many"], db)
+    db = copy_db(explorer_dbs["many"], tmp_path / "browser.duckdb")
     (cfg, runs), = [(c, rs) for c, rs in engine_groups(db) if c.has_sidenet]
 
     def expected(theta):
-        s = explore.summary_at(runs, theta)
-        return state.pm(s["accuracy"], 3), state.pm(s["exit_fraction"], 3, digits=1)
+        s = summary_at(runs, theta)
+        return pm(s.accuracy), pm(s.exit_fraction, digits=1)
 
     with serve(db, log_path=tmp_path / "server.log") as url, browser() as page:
         page.goto(url)
-        wait_rendered(page)
+        wait_live(page)
         assert page.get_by_text("Trade-off: accuracy against cost").is_visible()
-        acc, exit_ = expected(state.DEFAULT_THETA)
+        acc, exit_ = expected(DEFAULT_THETA)
         wait_metric(page, "Cascade accuracy", acc)
         assert metric_value(page, "Exit fraction") == exit_
 
@@ -48,14 +59,14 @@ def test_theta_in_a_real_browser(explorer_dbs, engine_groups, tmp_path):
         acc, exit_ = expected(0.0)
         seconds = wait_metric(page, "Exit fraction", exit_)
         assert exit_ == "100.0% ± 0.0" and metric_value(page, "Cascade accuracy") == acc
-        assert page.locator('[data-testid="stNumberInput"] input').first.input_value() == "0.000"
+        assert float(page.locator(THETA_BOX).first.input_value()) == 0.0  # the number box follows the slider
 
         # type a theta in the number box -> the slider follows and the numbers are the engine's
         set_theta(page, 0.15)
         acc, exit_ = expected(0.15)
         wait_metric(page, "Cascade accuracy", acc)
         assert metric_value(page, "Exit fraction") == exit_
-        assert slider.input_value() == "0.15"
+        assert float(slider.input_value()) == 0.15
         print(f"browser saw the slider move reflected after {seconds:.2f} s")
 
         page.screenshot(path=str(tmp_path / "tradeoff.png"))
@@ -63,9 +74,9 @@ def test_theta_in_a_real_browser(explorer_dbs, engine_groups, tmp_path):
 
         # another page: theta is kept, the sidebar still names the DB
         page.get_by_role("link", name="Calibration").click()
-        wait_rendered(page)
+        wait_live(page)
         assert page.get_by_text("Reliability: SideNet vs MainNet").is_visible()
-        assert page.locator('[data-testid="stNumberInput"] input').first.input_value() == "0.150"
+        assert float(page.locator(THETA_BOX).first.input_value()) == 0.15
         assert str(db) in page.locator('[data-testid="stSidebar"]').inner_text()
         page.screenshot(path=str(tmp_path / "calibration.png"))
 

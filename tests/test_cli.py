@@ -1,69 +1,131 @@
-"""`python -m engine` as a user runs it: real subprocesses, one clear line for every user mistake."""
+"""engine.cli (the package): `python -m engine` parses, prints one clear line for every user mistake,
+and every `--json` output is strict JSON (null, never NaN). The command groups: tests/test_cli_*.py."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+import argparse
+import math
+import signal
 
-import pyarrow.parquet as pq
+import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from engine.analysis.summary import MeanStd
+from engine.cli import main, positive_int, theta_arg, to_json
+
+from helpers import cli, strict_json
 
 
-def cli(*args, db=None, check=False):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if db:
-        env["SIDENETS_DB"] = str(db)
-    proc = subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+@pytest.fixture(autouse=True)
+def keep_sigterm():
+    """main() installs a SIGTERM handler (a training run records itself failed): put the test's back."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
 
 
-def test_runs_sweep_summary_and_export_on_real_runs(smoke_runs, tmp_path):
-    store, runs = smoke_runs
-    listed = json.loads(cli("runs", "--json", db=store.path, check=True).stdout)
-    assert {r["run_id"] for r in listed} == set(runs.values())
-    out = json.loads(cli("sweep", runs["image"], "--theta", "0.7", "--json", db=store.path, check=True).stdout)
-    from engine.analysis import load_view, sweep
+def test_to_json_is_strict():
+    from datetime import datetime
+    from pathlib import Path
 
-    expected = sweep(load_view(store, runs["image"]), 0.7)
-    for key in ("accuracy", "exit_fraction", "avg_params", "avg_macs", "side_accuracy", "main_accuracy"):
-        assert out[key] == pytest.approx(expected[key])
-    summary = cli("summary", db=store.path, check=True).stdout
-    assert runs["text"] in summary and "theta" in summary
-    parquet = tmp_path / "rows.parquet"
-    cli("export", runs["text"], "--out", parquet, db=store.path, check=True)
-    assert pq.read_table(parquet).num_rows == 2 * 2 * 96  # (val + test) x (main + SideNet)
+    out = strict_json(to_json({"nan": math.nan, "inf": float("inf"), "np": np.float32(0.5), "arr": np.array([1, 2]),
+                               "tuple": (1, np.int64(2)), "ms": MeanStd(0.5, math.nan, 1), 3: None,
+                               "when": datetime(2026, 1, 2), "path": Path("/x"), "nested": [{"a": -math.inf}]}))
+    assert out == {"nan": None, "inf": None, "np": 0.5, "arr": [1, 2], "tuple": [1, 2],
+                   "ms": {"mean": 0.5, "std": None, "n": 1}, "3": None, "when": "2026-01-02 00:00:00", "path": "/x",
+                   "nested": [{"a": None}]}
 
 
-@pytest.mark.parametrize("args, message", [
-    (("train", "--model", "resnet99"), "unknown model 'resnet99'"),
-    (("train", "--attach", "layer9"), "attach point 'layer9' is not valid for resnet18"),
-    (("train", "--dataset", "mnist-ish"), "unknown dataset 'mnist-ish'"),
-    (("train", "--preset", "huge"), "unknown preset 'huge'"),
-    (("train", "--mode", "frozen"), "--init-from"),
-    (("train", "--model", "nobody/no-such-encoder", "--dataset", "rt-polarity"), "could not load 'nobody/no-such-encoder'"),
-    (("train", "--dataset", "cifar10", "--limit", "8"), "cifar10 needs internet"),
-    (("train", "--model", "mpnet-base", "--dataset", "fashion-mnist"), "takes text inputs"),
-    (("sweep", "x", "--theta", "1.5"), "theta must be in [0, 1]"),
-    (("sweep", "x", "--theta", "abc"), "theta must be a number"),
-])
-def test_user_mistakes_print_one_clear_line(args, message, tmp_path):
-    proc = cli(*args, db=tmp_path / "db.duckdb")
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_argument_types():
+    assert theta_arg("0.25") == 0.25 and theta_arg("1") == 1.0
+    for bad, message in (("abc", "theta must be a number"), ("1.5", r"theta must be in \[0, 1\]"),
+                         ("nan", r"theta must be in \[0, 1\]"), ("-0.1", r"theta must be in \[0, 1\]")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            theta_arg(bad)
+    assert positive_int("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="must be at least 1, got 0"):
+        positive_int("0")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number, got 'x'"):
+        positive_int("x")
 
 
-def test_unreadable_db_and_unknown_run(tmp_path, smoke_runs):
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "none.duckdb"), "runs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no database at") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "x", "--theta", "1.5"])
+    assert exit_.value.code == 2 and "theta must be in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2 and "required: command" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_python_dash_m_engine_as_a_user_runs_it(tmp_path):
     bogus = tmp_path / "bogus.duckdb"
-    bogus.write_text("hello")
-    for db, message in ((tmp_path / "none.duckdb", "no database at"), (bogus, "not a valid DuckDB")):
+    bogus.write_text("hello" * 10)
+    for db, message in ((tmp_path / "none.duckdb", "no database at"), (bogus, "is not a DuckDB database")):
         proc = cli("runs", db=db)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
-    proc = cli("sweep", "no-such-run", "--theta", "0.5", db=smoke_runs[0].path)
-    assert proc.returncode == 2 and "no run 'no-such-run'" in proc.stderr
+    proc = cli("--help")
+    assert proc.returncode == 0 and all(c in proc.stdout for c in ("train", "sweep", "bench", "migrate", "presets"))
+    proc = cli("jobs", "list", "--jobs-dir", tmp_path / "jobs", db=tmp_path / "x.duckdb")  # the queue's alias
+    assert proc.returncode == 0 and proc.stdout == ""
+
+
+# ------------------------------------------------------------------------------ strict JSON, every command
+def _json_commands(store, runs, tmp_path):
+    """Every command with JSON output: (name, argv). Runs at theta 1 and 0 give NaN accuracies
+    (nothing exits / nothing is deferred) that must print as null."""
+    db = ["--db", str(store.path)]
+    return [
+        ("runs", db + ["runs", "--json"]),
+        ("runs --all", db + ["runs", "--all", "--json"]),
+        ("sweep at 1", db + ["sweep", runs["image"], "--theta", "1", "--json"]),
+        ("sweep at 0", db + ["sweep", runs["text"], "--theta", "0", "--json", "--exit-rule", "margin"]),
+        ("sweep ensemble", db + ["sweep", runs["image"], "--theta", "0.5", "--ensemble", "--split", "val", "--json"]),
+        ("summary", db + ["summary", "--thetas", "0", "0.5", "1", "--json"]),
+        ("presets", ["presets", "--json"]),
+        ("features list", ["features", "list", "--json"]),
+        ("bench metrics", ["bench", "metrics", "--n", "2000"]),
+        ("bench cascade", db + ["bench", "cascade", runs["image"], "--theta", "1", "--limit", "16", "--rounds", "1",
+                                "--device", "cpu", "--json"]),
+        ("latency", db + ["latency", runs["image"], "--device", "cpu", "--batch", "2", "--repeats", "2", "--json"]),
+    ]
+
+
+def test_every_json_output_is_strict_json(smoke_copy, tmp_path, capsys, monkeypatch):
+    store, runs = smoke_copy  # `latency` stores its rows
+    monkeypatch.setenv("SIDENETS_FEATURES", str(tmp_path / "features"))
+    outputs = {}
+    for name, argv in _json_commands(store, runs, tmp_path):
+        assert main(argv) == 0, name
+        outputs[name] = strict_json(capsys.readouterr().out)
+    assert {r["run_id"] for r in outputs["runs"]} == set(runs.values())
+    assert outputs["sweep at 1"]["exited_accuracy"] is None and outputs["sweep at 1"]["exit_fraction"] == 0.0
+    assert outputs["sweep at 0"]["deferred_accuracy"] is None and outputs["sweep at 0"]["exit_rule"] == "margin"
+    assert outputs["sweep ensemble"]["ensemble"] is True
+    assert [c["theta"] for c in outputs["summary"][0]["cascade"]] == [0.0, 0.5, 1.0]
+    assert {p["name"] for p in outputs["presets"]} >= {"smoke", "quickstart"}
+    assert outputs["features list"] == []
+    assert outputs["bench metrics"]["n"] == 2000
+    assert outputs["bench cascade"]["exit_fraction"] == 0.0 and outputs["bench cascade"]["theta"] == 1.0
+    assert {r["part"] for r in outputs["latency"]} == {"trunk+sidenet", "rest", "full"}
+
+
+@pytest.mark.parametrize("command, module, function", [
+    (["bench", "features", "--seeds", "1", "--json"], "engine.bench.features", "bench_features"),
+    (["bench", "epochs", "--json"], "engine.bench.epochs", "bench_epochs"),
+    (["bench", "train"], "engine.bench.train", "bench_train_step"),
+])
+def test_benchmarks_print_strict_json_of_what_they_measured(command, module, function, capsys, monkeypatch):
+    """The long benchmarks (minutes on a CPU: `make bench`) print their result through the same
+    JSON path; here their measurement is replaced by a result holding NaN and numpy values."""
+    import importlib
+
+    result = {"ratio_median": math.nan, "rows": [{"speedup": np.float64(math.inf), "n": np.int64(3)}],
+              "device": "cpu (test)"}
+    monkeypatch.setattr(importlib.import_module(module), function, lambda **kw: result)
+    assert main(command) == 0
+    assert strict_json(capsys.readouterr().out) == {"ratio_median": None, "rows": [{"speedup": None, "n": 3}],
+                                                    "device": "cpu (test)"}

@@ -1,41 +1,28 @@
 """The demo's engine side: decoding uploads, text limits, one input through the cascade."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from engine import demo as D
-from engine.cascade import load_cascade
 from engine.errors import UserError
+from engine.runtime import demo as D
+from engine.runtime.cascade import load_cascade
 
-
-def png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def odd_rgba() -> Image.Image:
-    rng = np.random.default_rng(0)
-    arr = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
-    arr[..., 3] = 200
-    return Image.fromarray(arr, "RGBA")
-
+from helpers import odd_rgba, png_bytes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def image_run(smoke_runs):
+    """(a fresh Cascade at theta 0.5, data, collate, run) of the smoke image run."""
     store, runs = smoke_runs
     return load_cascade(store, runs["image"], theta=0.5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def text_run(smoke_runs):
     store, runs = smoke_runs
     return load_cascade(store, runs["text"], theta=0.5)
@@ -126,13 +113,14 @@ def test_prepare_text(text_run):
 
 def test_to_batch_refuses_the_wrong_kind(image_run, text_run):
     _, data, collate, _ = image_run
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="this run classifies images; give it an image"):
         D.to_batch("a sentence", data, collate, "cpu")
     _, tdata, tcollate, _ = text_run
-    with pytest.raises(UserError):
-        D.to_batch(Image.new("L", (4, 4)), tdata, tcollate, "cpu")
-    with pytest.raises(UserError):
-        D.to_batch("   ", tdata, tcollate, "cpu")
+    for bad in (Image.new("L", (4, 4)), "   "):
+        with pytest.raises(UserError, match="this run classifies sentences; give it a non-empty sentence"):
+            D.to_batch(bad, tdata, tcollate, "cpu")
+    with pytest.raises(UserError, match="type a sentence"):
+        D.prepare_text(None, tdata, 16)
 
 
 # ----------------------------------------------------------------------------- one input
@@ -148,7 +136,8 @@ def test_run_single(kind, image_run, text_run):
     assert r["side_probs"].shape == (data.num_classes,) and r["side_probs"].sum() == pytest.approx(1.0)
     assert r["side_conf"] == pytest.approx(r["side_probs"].max())
     assert r["answer"] == data.class_names[int(np.argmax(r["side_probs"]))]
-    assert r["path_ms"] > 0 and r["full_ms"] > 0
+    assert r["path_ms"] > 0 and r["full_ms"] > 0 and r["speedup"] == pytest.approx(r["full_ms"] / r["path_ms"])
+    assert r["attach"] == cascade.attach_name and r["theta"] == 0.0
     main = D.main_answer(cascade, x, data.class_names)
     with torch.inference_mode():
         want = cascade.model.mainnet(x).argmax(1).item()
@@ -156,8 +145,7 @@ def test_run_single(kind, image_run, text_run):
     cascade.theta = 1.0  # defers: the MainNet's answer comes with it
     r = D.run_single(cascade, x, data.class_names, timing=False)
     assert not r["exited"] and r["head"] == "MainNet" and r["main"]["pred"] == want == r["pred"]
-    assert "path_ms" not in r
-    cascade.theta = 0.5
+    assert r["main"]["conf"] == pytest.approx(r["main"]["probs"].max()) and "path_ms" not in r
 
 
 def test_gallery_and_model_view(image_run, text_run):
@@ -172,14 +160,24 @@ def test_gallery_and_model_view(image_run, text_run):
     assert all(isinstance(s, str) and s for _, s, _ in D.gallery(tdata, 0, 3))
 
 
-def test_checkpoint_problem(smoke_runs, tmp_path):
+def test_checkpoint_problem_and_run_label(smoke_runs, tmp_path):
     store, runs = smoke_runs
     run = store.get_run(runs["image"])
-    assert D.checkpoint_problem(run) is None
-    assert "missing" in D.checkpoint_problem({**run, "checkpoint": str(tmp_path / "gone.safetensors")})
-    assert "no checkpoint" in D.checkpoint_problem({**run, "checkpoint": None})
-    assert "MainNet-only" in D.checkpoint_problem({**run, "attach": []})
-    assert "(no checkpoint)" in D.run_label({**run, "checkpoint": str(tmp_path / "gone")})
+    assert D.checkpoint_problem(run, store) is None
+    assert not run["checkpoint"].startswith("/")  # stored relative to the DB's folder
+    assert D.run_label(run, store) == f"resnet18 on fashion-mnist @ layer1 · {run['run_id']}"
+    assert "missing" in D.checkpoint_problem({**run, "checkpoint": str(tmp_path / "gone.safetensors")}, store)
+    assert "missing" in D.checkpoint_problem({**run, "checkpoint": "checkpoints/gone.safetensors"}, store)
+    assert "no checkpoint" in D.checkpoint_problem({**run, "checkpoint": None}, store)
+    assert "MainNet-only" in D.checkpoint_problem({**run, "attach": []}, store)
+    assert D.run_label({**run, "checkpoint": str(tmp_path / "gone")}, store).endswith("  (no checkpoint)")
+    assert "@ no SideNet" in D.run_label({**run, "attach": []}, store)
+
+
+def test_probabilities():
+    probs = D.probabilities(torch.tensor([0.0, 1.0, 2.0]))
+    assert probs.dtype == np.float64 and probs.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(probs, np.exp([0, 1, 2]) / np.exp([0, 1, 2]).sum())
 
 
 def test_slider_default():

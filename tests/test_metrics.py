@@ -8,19 +8,10 @@ import pytest
 from engine import metrics as M
 from engine.metrics import PathCosts, ThetaCurve
 
+from helpers import binary_logits, make_logits, sample_std
+
 COSTS = {"params": PathCosts(trunk=10.0, sidenet=2.0, rest=88.0), "ms": PathCosts(0.3, 0.05, 1.2)}
 SEEDS = [0, 1, 2, 3, 4]
-
-
-def make_logits(seed, n=400, classes=10, dtype=np.float32):
-    """Random logits with a per-sample signal so that heads are partly right."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(classes, size=n)
-    onehot = np.eye(classes)[labels]
-    easy = rng.gamma(2.0, 1.0, size=(n, 1))
-    side = rng.normal(size=(n, classes)) + 2.0 * easy * onehot
-    main = rng.normal(size=(n, classes)) + 3.5 * easy * onehot
-    return side.astype(dtype), main.astype(dtype), labels
 
 
 def thetas_for(conf):
@@ -28,9 +19,10 @@ def thetas_for(conf):
     return np.unique(np.concatenate([M.theta_grid(0.01), conf[::7], [0.0, 1.0, np.nextafter(1.0, 0)]]))
 
 
-def brute(side, main, labels, thetas, ensemble=False):
-    """Per-sample loop: the cascade outcome at each theta (one dict per theta)."""
-    conf = M.confidence_and_prediction(side)[0].tolist()
+def brute(side, main, labels, thetas, ensemble=False, rule="max-prob"):
+    """Per-sample loop: the cascade outcome at each theta (one dict per theta); a sample exits
+    when its exit score (M.exit_score, checked on its own below) is >= theta, never at theta 1."""
+    conf = M.exit_score(side, rule).tolist()
     fallback = side.astype(float) + main.astype(float) if ensemble else main
     side_ok = [int(np.argmax(r)) == y for r, y in zip(side, labels)]
     fb_ok = [int(np.argmax(r)) == y for r, y in zip(fallback, labels)]
@@ -54,6 +46,14 @@ def brute(side, main, labels, thetas, ensemble=False):
             "costs": {k: v / n for k, v in cost.items()},
         })
     return out if np.ndim(thetas) else out[0]
+
+
+def brute_score(row, rule):
+    """One row's exit score by the definition: softmax, then top-1 (max-prob) or top-1 - top-2 (margin)."""
+    top = max(row)
+    exps = [math.exp(v - top) for v in row]
+    probs = sorted((e / sum(exps) for e in exps), reverse=True)
+    return probs[0] if rule == "max-prob" else probs[0] - probs[1]
 
 
 def brute_ece(conf, correct, edges):
@@ -106,6 +106,57 @@ def test_saturated_confidence_is_exactly_one():
         assert conf.tolist() == [1.0, 1.0] and pred.tolist() == [0, 1]
 
 
+# ---------------------------------------------------------------- exit rules
+
+@pytest.mark.parametrize("rule", M.EXIT_RULES)
+@pytest.mark.parametrize("classes", [2, 3, 10])
+def test_exit_score_matches_its_definition(rule, classes):
+    side, _, _ = make_logits(4, n=200, classes=classes)
+    got = M.exit_score(side, rule)
+    assert got.dtype == np.float64 and got.shape == (200,)
+    np.testing.assert_allclose(got, [brute_score(row.tolist(), rule) for row in side], rtol=1e-12, atol=1e-15)
+    assert np.all((got >= 0) & (got <= 1))
+    if rule == "max-prob":  # the top-label confidence, to the bit
+        np.testing.assert_array_equal(got, M.confidence_and_prediction(side)[0])
+
+
+def test_margin_of_a_binary_head_is_abs_2p_minus_1():
+    z = np.array([-30.0, -2.0, -0.1, 0.0, 0.3, 1.0, 4.0, 50.0])
+    p = 1 / (1 + np.exp(-z))  # P(y = 1) of the sigmoid head
+    np.testing.assert_allclose(M.exit_score(binary_logits(z), "margin"), np.abs(2 * p - 1), rtol=1e-12, atol=1e-15)
+    # max-prob is max(p, 1 - p) = (1 + |2p - 1|) / 2: never below 0.5 for a binary head
+    np.testing.assert_allclose(M.exit_score(binary_logits(z), "max-prob"), (1 + np.abs(2 * p - 1)) / 2, rtol=1e-12)
+
+
+def test_unknown_exit_rule_raises():
+    side, main, labels = make_logits(0, n=20)
+    with pytest.raises(ValueError, match="unknown exit rule 'entropy'"):
+        M.exit_score(side, "entropy")
+    with pytest.raises(ValueError, match="unknown exit rule 'entropy'"):
+        ThetaCurve.from_logits(side, main, labels, exit_rule="entropy")
+    with pytest.raises(ValueError, match="unknown exit rule 'entropy'"):
+        M.cascade_confidence_and_correct(side, main, labels, 0.5, exit_rule="entropy")
+
+
+def test_paper_thetas_differ_under_margin_for_a_binary_head():
+    """Under max-prob a binary head's score is >= 0.5, so theta 0.2 and 0.4 both exit everything;
+    under margin (|2p - 1|) they exit different samples and give different accuracies."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(2, size=400)
+    side = binary_logits(rng.normal(0, 1.2, 400) + (2 * labels - 1) * 0.8)
+    main = binary_logits(rng.normal(0, 1.0, 400) + (2 * labels - 1) * 2.5)
+    prob = ThetaCurve.from_logits(side, main, labels)
+    assert prob.exit_fraction(0.2) == prob.exit_fraction(0.4) == 1.0
+    assert prob.accuracy(0.2) == prob.accuracy(0.4)
+    margin = ThetaCurve.from_logits(side, main, labels, exit_rule="margin")
+    assert margin.exit_fraction(0.2) > margin.exit_fraction(0.4)
+    assert margin.accuracy(0.2) != margin.accuracy(0.4)
+    for theta in (0.2, 0.4):
+        want = brute(side, main, labels, theta, rule="margin")
+        assert margin.exit_fraction(theta) == want["exit_fraction"]
+        assert margin.accuracy(theta) == pytest.approx(want["accuracy"], abs=1e-12)
+
+
 def test_head_accuracy_and_ensemble_logits():
     side, main, labels = make_logits(7)
     right = sum(int(np.argmax(row)) == y for row, y in zip(main, labels))
@@ -132,14 +183,15 @@ def test_mismatched_inputs_raise():
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("classes", [2, 10])
 @pytest.mark.parametrize("ensemble", [False, True])
-def test_curve_matches_brute_force(seed, classes, ensemble):
+@pytest.mark.parametrize("rule", M.EXIT_RULES)
+def test_curve_matches_brute_force(seed, classes, ensemble, rule):
     side, main, labels = make_logits(seed, n=300, classes=classes)
-    curve = ThetaCurve.from_logits(side, main, labels, ensemble=ensemble)
-    thetas = thetas_for(M.confidence_and_prediction(side)[0])
+    curve = ThetaCurve.from_logits(side, main, labels, ensemble=ensemble, exit_rule=rule)
+    thetas = thetas_for(M.exit_score(side, rule))
     acc, ef = curve.accuracy(thetas), curve.exit_fraction(thetas)
     costs = {k: curve.average_cost(thetas, c) for k, c in COSTS.items()}
     assert acc.shape == ef.shape == thetas.shape
-    for i, (theta, want) in enumerate(zip(thetas, brute(side, main, labels, thetas, ensemble))):
+    for i, (theta, want) in enumerate(zip(thetas, brute(side, main, labels, thetas, ensemble, rule))):
         assert ef[i] == want["exit_fraction"], theta
         assert acc[i] == pytest.approx(want["accuracy"], abs=1e-12), theta
         for k in COSTS:
@@ -209,7 +261,7 @@ def test_invalid_theta_raises(bad):
                  lambda t: M.population_masks(np.full(3, 0.5), t)):
         with pytest.raises(ValueError, match=r"theta must be in \[0, 1\]"):
             call(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="single theta"):
         curve.at(np.array([0.5, 0.6]))
 
 
@@ -223,7 +275,7 @@ def test_float32_path_agrees_with_float64():
 
 
 def test_from_outcomes_validates_shapes():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be \(N,\) each"):
         ThetaCurve.from_outcomes(np.ones(4), np.ones(3, bool), np.ones(4, bool))
     curve = ThetaCurve.from_outcomes([0.9, 0.6, 0.3], [True, False, True], [False, True, True])
     assert curve.accuracy(0.5) == pytest.approx(2 / 3)  # exits 0.9 (right), 0.6 (wrong); 0.3 right
@@ -256,11 +308,11 @@ def test_bins_edges_and_closed_last_bin():
     np.testing.assert_array_equal(paper.edges, [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
     assert paper.count.tolist() == [2, 1, 0, 0, 0, 0, 0, 2]  # 0.05 is folded into the first bin
     assert len(M.reliability([0.5], [1]).count) == M.DEFAULT_BINS
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="do not pass n_bins"):
         M.reliability([0.5], [1], n_bins=5, paper=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"conf in \[0, 1\]"):
         M.reliability([1.5], [1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_bins must be >= 1"):
         M.reliability([0.5], [1], n_bins=0)
 
 
@@ -281,36 +333,45 @@ def test_calibration_from_logits():
 
 
 @pytest.mark.parametrize("ensemble", [False, True])
-def test_cascade_populations_match_loop(ensemble):
+@pytest.mark.parametrize("rule", M.EXIT_RULES)
+def test_cascade_populations_match_loop(ensemble, rule):
     side, main, labels = make_logits(9, n=200)
     side_conf = M.confidence_and_prediction(side)[0]
+    score = M.exit_score(side, rule)
     fallback = M.ensemble_logits(side, main) if ensemble else main
     fb_probs = M.softmax(fallback)
-    for theta in (0.0, 0.6, 0.9, 1.0):
-        masks = M.population_masks(side_conf, theta)
-        conf, correct = M.cascade_confidence_and_correct(side, main, labels, theta, ensemble=ensemble)
+    for theta in (0.0, 0.3, 0.6, 0.9, 1.0):
+        masks = M.population_masks(score, theta)
+        conf, correct = M.cascade_confidence_and_correct(side, main, labels, theta, ensemble=ensemble,
+                                                         exit_rule=rule)
         for i in range(len(labels)):
-            exits = theta < 1.0 and side_conf[i] >= theta
+            exits = theta < 1.0 and score[i] >= theta
             assert masks["exited"][i] == exits and masks["deferred"][i] == (not exits)
             if exits:
                 assert conf[i] == side_conf[i] and correct[i] == (np.argmax(side[i]) == labels[i])
             else:
                 assert conf[i] == pytest.approx(fb_probs[i].max())
                 assert correct[i] == (np.argmax(fallback[i]) == labels[i])
+        # the answer's confidence is the top-label one whatever the exit rule
         assert np.mean(correct) == pytest.approx(
-            ThetaCurve.from_logits(side, main, labels, ensemble=ensemble).accuracy(theta))
+            ThetaCurve.from_logits(side, main, labels, ensemble=ensemble, exit_rule=rule).accuracy(theta))
 
 
 # ---------------------------------------------------------------- aggregation
 
-def test_mean_std():
-    mean, std = M.mean_std([[0.5, 0.7]])
-    assert mean.tolist() == [0.5, 0.7] and std.tolist() == [0.0, 0.0]  # one run: std 0
+def test_mean_std_is_the_sample_std():
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no "mean of empty slice" noise
+        warnings.simplefilter("error")  # no "mean of empty slice" / "degrees of freedom" noise
+        mean, std = M.mean_std([[0.5, 0.7]])
+        assert mean.tolist() == [0.5, 0.7] and np.isnan(std).all()  # one run: no spread to speak of
         mean, std = M.mean_std([[1.0, np.nan, np.nan], [3.0, 2.0, np.nan]])
-    assert mean[:2].tolist() == [2.0, 2.0] and std[:2].tolist() == [1.0, 0.0]
-    assert np.isnan(mean[2]) and np.isnan(std[2])
+    assert mean[:2].tolist() == [2.0, 2.0] and np.isnan(mean[2])
+    assert std[0] == pytest.approx(math.sqrt(2.0))  # ddof=1: ((1-2)^2 + (3-2)^2) / (2 - 1)
+    assert np.isnan(std[1]) and np.isnan(std[2])  # one value left after dropping NaN; none
+    values = np.random.default_rng(0).normal(size=(5, 3))
+    mean, std = M.mean_std(values)
+    np.testing.assert_allclose(std, [sample_std(values[:, j]) for j in range(3)], rtol=1e-12)
+    np.testing.assert_allclose(M.mean_std(values.T, axis=1)[1], std, rtol=1e-12)
 
 
 def test_theta_grid():
@@ -318,7 +379,7 @@ def test_theta_grid():
     assert len(grid) == 201 and grid[0] == 0.0 and grid[-1] == 1.0
     assert grid[60] == 0.3 and np.all(np.diff(grid) > 0)
     assert len(M.theta_grid(0.1)) == 11
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step must divide 1"):
         M.theta_grid(0.3)
 
 
@@ -331,21 +392,67 @@ def test_aggregate_curves_and_table():
                                     for m in ("mean", "std")}
     accs = np.array([[b["accuracy"] for b in brute(*r, grid)] for r in runs])
     np.testing.assert_allclose(agg["accuracy_mean"], accs.mean(axis=0))
-    np.testing.assert_allclose(agg["accuracy_std"], accs.std(axis=0), atol=1e-12)
+    np.testing.assert_allclose(agg["accuracy_std"], accs.std(axis=0, ddof=1), atol=1e-12)
     efs = np.array([c.exit_fraction(grid) for c in curves])
     np.testing.assert_allclose(agg["avg_params_mean"], 12.0 + (1 - efs.mean(axis=0)) * 88.0)
     assert np.any(agg["accuracy_std"] > 0) and agg["exit_fraction_mean"][0] == 1.0
     mean, std = M.accuracy_table(curves)
     table = accs[:, [4, 8, 12, 16, 18]]  # grid points 0.2, 0.4, 0.6, 0.8, 0.9
     np.testing.assert_allclose(mean, table.mean(axis=0))
-    np.testing.assert_allclose(std, table.std(axis=0), atol=1e-12)
-    with pytest.raises(ValueError):
+    np.testing.assert_allclose(std, table.std(axis=0, ddof=1), atol=1e-12)
+    with pytest.raises(ValueError, match="one costs dict per curve"):
         M.aggregate_curves(curves, [COSTS], grid)
+    with pytest.raises(ValueError, match="at least one curve"):
+        M.aggregate_curves([], [], grid)
+    one = M.aggregate_curves(curves[:1], [COSTS], grid)  # a single run: the curve itself, no std
+    np.testing.assert_array_equal(one["accuracy_mean"], curves[0].accuracy(grid))
+    assert np.isnan(one["accuracy_std"]).all()
 
 
-def test_bench_curve_smoke():
-    from engine.bench_metrics import bench_curve
+# ---------------------------------------------------------------- auto theta (--theta auto)
 
-    out = bench_curve(n=2000, repeats=2)
-    assert out["n"] == 2000 and out["goal_ms"] == 20
-    assert out["total_ms_median"] > 0 and out["max_abs_diff_vs_float64"] <= 2 / 2000
+def _brute_auto_theta(curve, max_drop):
+    cands = np.unique(np.concatenate([curve.conf[curve.conf < 1],
+                                      [np.nextafter(1.0, 0.0)] * bool((curve.conf == 1).any()), [1.0]]))
+    for t in cands:  # ascending: the first feasible is the smallest theta = the largest exit
+        if curve.accuracy(float(t)) >= curve.main_accuracy - max_drop - 1e-12:
+            return float(t)
+    raise AssertionError("theta = 1 is always feasible")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auto_theta_is_the_largest_exit_within_half_a_point(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    conf = rng.uniform(0.3, 1.0, n).round(3)  # ties on purpose
+    side_ok = rng.uniform(size=n) < conf  # roughly calibrated
+    main_ok = rng.uniform(size=n) < 0.9
+    curve = ThetaCurve.from_outcomes(conf, side_ok, main_ok)
+    out = M.auto_theta(curve)
+    assert out["theta"] == _brute_auto_theta(curve, 0.005) and out["max_drop"] == 0.005
+    assert out["accuracy"] >= curve.main_accuracy - 0.005 - 1e-12 and out["main_accuracy"] == curve.main_accuracy
+    assert out["exit_fraction"] == curve.exit_fraction(out["theta"])
+    # every smaller candidate theta exits more but loses more than half a point
+    smaller = np.unique(conf[conf < out["theta"]])
+    assert all(curve.accuracy(float(t)) < curve.main_accuracy - 0.005 for t in smaller)
+    looser = M.auto_theta(curve, max_drop=0.05)
+    assert looser["theta"] == _brute_auto_theta(curve, 0.05) <= out["theta"]
+
+
+def test_auto_theta_edge_cases():
+    # a useless SideNet: nothing may exit -> theta 1.0, the MainNet's accuracy
+    curve = ThetaCurve.from_outcomes(np.full(100, 0.99), np.zeros(100, bool), np.ones(100, bool))
+    assert M.auto_theta(curve)["theta"] == 1.0 and M.auto_theta(curve)["exit_fraction"] == 0.0
+    # a perfect SideNet: everything exits at the smallest confidence
+    conf = np.linspace(0.5, 1.0, 100)
+    curve = ThetaCurve.from_outcomes(conf, np.ones(100, bool), np.ones(100, bool))
+    assert M.auto_theta(curve)["theta"] == 0.5 and M.auto_theta(curve)["exit_fraction"] == 1.0
+    # only saturated confidences (exactly 1.0) are right: theta just below 1 exits them, 1.0 would not
+    conf = np.r_[np.ones(50), np.full(50, 0.9)]
+    side_ok = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    curve = ThetaCurve.from_outcomes(conf, side_ok, np.ones(100, bool))
+    out = M.auto_theta(curve)
+    assert out["theta"] == np.nextafter(1.0, 0.0) and out["exit_fraction"] == 0.5 and out["accuracy"] == 1.0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"max_drop must be in \[0, 1\]"):
+            M.auto_theta(curve, max_drop=bad)

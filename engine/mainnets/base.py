@@ -75,11 +75,6 @@ class MainNet(nn.Module):
         library's model keeps it, so checkpoints keep the library's key names)."""
         raise NotImplementedError
 
-    def backbone_parameters(self):
-        """Every parameter but the classifier's (what head mode freezes)."""
-        head = {id(p) for p in self.classifier.parameters()}
-        return [p for p in self.parameters() if id(p) not in head]
-
     # -- shared -----------------------------------------------------------------------
     def head(self, state) -> torch.Tensor:
         """State after the last block -> logits (B, C)."""

@@ -71,7 +71,7 @@ def live_part() -> None:
             for pop, p in ((pop, pops[pop]) for pop in calibration.POPULATIONS)]
     text = (f"**At θ = {theta:.3f}**: the samples that exit (answered by the SideNet), those deferred to the MainNet, "
             "and the whole cascade.")
-    fig = figures.reliability_figure([(names[p].capitalize(), pops[p], figures.color(i + 2))
+    fig = figures.reliability_figure([(names[p][0].upper() + names[p][1:], pops[p], figures.color(i + 2))
                                       for i, p in enumerate(calibration.POPULATIONS)])
     view = {"names": names, "columns": live_theta.POPULATION_COLUMNS + [f"ECE ({bin_text}, %)"],
             "order": ["text", "table", "chart"],

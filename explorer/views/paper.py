@@ -28,7 +28,7 @@ if rows:
                                for r in rows]), hide_index=True, key="table2")
 else:
     st.info("Table 2 needs, for one MainNet, runs trained jointly with a SideNet AND mainnet-only runs (the "
-            "'No SideNet' row). The presets `repro-vision` / `repro-text` train both.", icon=":material/info:")
+            "'No SideNet' row). The presets `repro-vision-cpu` / `repro-text-cpu` train both.", icon=":material/info:")
 st.caption("The paper (test accuracy, %, CIFAR-10 / SST-2): " + "; ".join(
     f"{m}: {w[0]} ± {w[1]} with vs {wo[0]} ± {wo[1]} without" for m, (w, wo) in paper.TABLE2_MAINNET.items()))
 

@@ -1,0 +1,97 @@
+"""engine.runtime.checkpoint: a run's weights, stored relative to the DB's folder, rebuild the model
+that produced its cached logits."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine.config import TrainConfig
+from engine.errors import UserError
+from engine.runtime import checkpoint
+from engine.runtime.checkpoint import load_weights, model_for_run, path_of
+from engine.store import Store
+from engine.train import build_model
+
+from helpers import copy_db
+
+
+def _check_reload(store, run_id, n=32):
+    model, data, collate = model_for_run(store.get_run(run_id), store, "cpu")
+    assert not model.training
+    x, _ = collate([data.test[i] for i in range(n)])
+    with torch.inference_mode():
+        main, side = model(x)
+    cached = store.logits(run_id)["heads"]
+    np.testing.assert_allclose(main.numpy(), cached["main"][:n], rtol=1e-5, atol=1e-5)
+    (k,) = side
+    name = store.get_run(run_id)["attach"][0]
+    np.testing.assert_allclose(side[k].numpy(), cached[name][:n], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["image", "text"])
+def test_checkpoint_reloads_to_the_cached_logits(smoke_runs, kind):
+    store, runs = smoke_runs
+    _check_reload(store, runs[kind])
+
+
+def test_checkpoints_are_stored_relative_and_survive_a_moved_folder(smoke_runs, tmp_path):
+    store, runs = smoke_runs
+    run = store.get_run(runs["image"])
+    assert run["checkpoint"] == f"checkpoints/{run['run_id']}.safetensors"
+    assert path_of(store, run["checkpoint"]) == store.path.parent / run["checkpoint"]
+    assert path_of(store, None) is None and path_of(store, "/abs/x.safetensors").as_posix() == "/abs/x.safetensors"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    copy_db(store.path, moved / "smoke.duckdb")
+    shutil.copytree(store.path.parent / "checkpoints", moved / "checkpoints")
+    _check_reload(Store(moved / "smoke.duckdb"), runs["image"], n=8)  # the data folder moved: still loads
+
+
+def test_save_and_load_weights(smoke_runs, tmp_path):
+    store, runs = smoke_runs
+    run = store.get_run(runs["image"])
+    model, data, _ = model_for_run(run, store, "cpu")
+    other = Store(tmp_path / "db" / "x.duckdb")
+    checkpoint.check_writable(other)  # creates the folder
+    rel = checkpoint.save(model, other, "copy-run", "scratch")
+    assert rel == "checkpoints/copy-run.safetensors" and (other.path.parent / rel).is_file()
+    assert load_file(str(other.path.parent / rel)).keys() == model.state_dict().keys()  # unfrozen: everything
+    cfg = TrainConfig.from_dict(run["config"]).resolved()
+    fresh, _ = build_model(cfg, data)
+    load_weights(fresh, {**run, "checkpoint": str(other.path.parent / rel)}, other)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[key]), key
+
+
+def test_mismatched_or_missing_checkpoints_are_user_errors(smoke_runs, tmp_path):
+    import dataclasses
+
+    store, runs = smoke_runs
+    run = store.get_run(runs["image"])
+    cfg = TrainConfig.from_dict(run["config"]).resolved()
+    _, data, _ = model_for_run(run, store, "cpu")
+    two, _ = build_model(dataclasses.replace(cfg, attach=["layer1", "layer2"]), data)
+    with pytest.raises(UserError, match="checkpoint does not fit this model \\(missing"):
+        load_weights(two, run, store)
+    load_weights(two, run, store, sidenets_optional=True)  # --init-from: the new SideNet starts fresh
+    alone, _ = build_model(dataclasses.replace(cfg, mode="mainnet-only", attach=[]), data)
+    with pytest.raises(UserError, match="checkpoint does not fit this model \\(unexpected"):
+        load_weights(alone, run, store)
+    for ckpt in (None, str(tmp_path / "gone.safetensors")):
+        with pytest.raises(UserError, match=f"run {run['run_id']} has no checkpoint on disk"):
+            load_weights(two, {**run, "checkpoint": ckpt}, store)
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path):
+    store = Store(tmp_path / "runs.duckdb")
+    (tmp_path / "checkpoints").write_text("a file where the folder should be")
+    with pytest.raises(UserError, match="cannot write checkpoints to"):
+        checkpoint.check_writable(store)
+
+
+def test_provenance_names_device_versions_and_commit():
+    prov = checkpoint.provenance(torch.device("cpu"))
+    assert prov["device"].startswith("cpu (") and prov["versions"]["torch"] == torch.__version__
+    assert set(prov["versions"]) >= {"python", "torch", "numpy", "duckdb"} and len(prov["git_commit"]) == 40

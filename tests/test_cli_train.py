@@ -1,0 +1,94 @@
+"""engine.cli.train: `train` and `quickstart`; every config mistake is one clear line before training."""
+import argparse
+import signal
+
+import pytest
+
+from engine.cli import main
+from engine.cli.train import train_configs
+from engine.errors import UserError
+from engine.store import Store
+
+from helpers import cli
+
+
+@pytest.fixture(autouse=True)
+def keep_sigterm(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--model", "resnet99"), "unknown model 'resnet99'"),
+    (("train", "--attach", "layer9"), "attach point 'layer9' is not valid for resnet18"),
+    (("train", "--dataset", "mnist-ish"), "unknown dataset 'mnist-ish'"),
+    (("train", "--preset", "huge"), "unknown preset 'huge'"),
+    (("train", "--mode", "frozen"), "--init-from"),
+    (("train", "--model", "nobody/no-such-encoder", "--dataset", "rt-polarity"),
+     "could not load 'nobody/no-such-encoder'"),
+    (("train", "--dataset", "cifar10", "--limit", "8"), "cifar10 needs internet"),
+    (("train", "--model", "mpnet-base", "--dataset", "fashion-mnist"), "takes text inputs"),
+    (("train", "--lr", "nan"), "lr must be a finite number"),
+    (("train", "--stem", "tiny"), "unknown stem 'tiny'"),
+    (("train", "--preset", "smoke", "--config", "x.toml"), "give either --preset or --config, not both"),
+    (("train", "--config", "no-such-file.toml"), "does not exist"),
+])
+def test_user_mistakes_print_one_clear_line(args, message, tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "db.duckdb"), *args]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+    assert not Store(tmp_path / "db.duckdb").path.exists() or Store(tmp_path / "db.duckdb").list_runs() == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (("sweep", "x", "--theta", "1.5"), "theta must be in [0, 1]"),
+    (("sweep", "x", "--theta", "abc"), "theta must be a number"),
+    (("train", "--epochs", "0"), "must be at least 1, got 0"),
+    (("train", "--mode", "distill"), "invalid choice: 'distill'"),
+])
+def test_argument_mistakes_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def _args(**kw):
+    ns = argparse.Namespace(preset=None, config=None)
+    for key, value in kw.items():
+        setattr(ns, key, value)
+    return ns
+
+
+def test_flags_override_the_preset_or_the_file(tmp_path):
+    image, text = train_configs(_args(preset="smoke", epochs=3, seeds=[4, 5]))
+    assert (image.epochs, image.seeds, image.model) == (3, [4, 5], "resnet18") and text.epochs == 3
+    assert image.preset == "smoke" and image.lr == 3e-4  # resolved: the paper's defaults filled in
+    toml = tmp_path / "c.toml"
+    toml.write_text('model = "resnet34"\nepochs = 2\n[[runs]]\nattach = ["layer2"]\n[[runs]]\nsidenet_hidden = 8\n')
+    a, b = train_configs(_args(config=str(toml), sidenet_hidden=16))
+    assert (a.model, a.attach, a.sidenet_hidden) == ("resnet34", ["layer2"], 16) and b.sidenet_hidden == 16
+    (default,) = train_configs(_args(model="resnet50", stem="torchvision"))
+    assert (default.model, default.stem, default.dataset) == ("resnet50", "torchvision", "fashion-mnist")
+    with pytest.raises(UserError, match="give either --preset or --config"):
+        train_configs(_args(preset="smoke", config=str(toml)))
+
+
+def test_quickstart_leaves_a_db_that_holds_runs_alone(tmp_path, capsys):
+    from helpers import STORE_META
+
+    db = tmp_path / "db.duckdb"
+    Store(db).start_run(STORE_META)
+    assert main(["--db", str(db), "quickstart"]) == 0
+    assert "already holds runs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_in_a_subprocess_prints_the_summary(tmp_path):
+    db = tmp_path / "t.duckdb"
+    proc = cli("train", "--limit", "64", "--epochs", "1", "--device", "cpu", "--seeds", "0", "1", db=db, check=True)
+    runs = Store(db).list_runs()
+    assert len(runs) == 2 and sorted(r["seed"] for r in runs) == [0, 1]
+    assert all(r["run_id"] in proc.stdout for r in runs) and "[2/2] training resnet18" in proc.stderr
