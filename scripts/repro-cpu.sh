@@ -7,7 +7,7 @@ PY=${PY:-.venv/bin/python}
 DB=${DB:-data/repro.duckdb}
 for preset in repro-text-cpu repro-vision-cpu repro-table3; do
   echo "== $preset ($(date +%H:%M))"
-  $PY -m engine --db "$DB" train --preset "$preset" 2>&1 | tr '\r' '\n' | grep -v -E 'it/s\]$|s/it\]$|^Loading' \
-    | grep -E 'training|epoch [0-9]+:|MainNet|error' || true
+  $PY -m engine --db "$DB" train --preset "$preset" 2>&1 | stdbuf -oL tr '\r' '\n' | grep --line-buffered -v -E 'it/s\]$|s/it\]$|^Loading' \
+    | grep --line-buffered -E 'training|epoch [0-9]+:|MainNet|error' || true
 done
 $PY -m engine --db "$DB" report --out report --reproduction REPRODUCTION.md
