@@ -23,18 +23,14 @@ def catalogue() -> dict:
             "preset_help": {name: f"{p.summary} ({p.protocol})" for name, p in PRESETS.items()}, "modes": MODES,
             "mode_help": MODE_HELP, "datasets": {n: datasets.get(n).kind for n in datasets.names()},
             "models": {kind: mainnets.names(kind) for kind in ("image", "text")},
-            "offline": {n for n in mainnets.names()
-                        if mainnets.get(n).pretrained != "online" or n.startswith("resnet")},
             "device": device_label()}
 
 
 @st.cache_data(show_spinner=False)
 def attach_options(model: str) -> list[str] | None:
-    """Valid attach points, or None when they need a download (hub-only text encoders)."""
+    """Valid attach points (every registered MainNet declares its blocks; none needs a download)."""
     from engine import mainnets
 
-    if model not in cat["offline"]:
-        return None
     try:
         return mainnets.attach_names(model)
     except UserError:
