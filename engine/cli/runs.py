@@ -52,6 +52,16 @@ def print_summary(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS
                       f"{c['saving_params']:>13.1%} {c['saving_macs']:>11.1%}")
 
 
+def existing_store(path):
+    """The Store of an existing DB file (a command that only reads or edits it never creates one)."""
+    from engine.store import Store
+
+    store = Store(path)
+    if not store.path.exists():
+        raise UserError(f"no database at {store.path}")
+    return store
+
+
 def cmd_runs(args) -> int:
     from engine.store import Store
 
@@ -83,27 +93,18 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.store import Store
-
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name, e.g. {out / (args.run + '.parquet')}")
     if not out.parent.exists():
         raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    store = Store(args.db)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}")
-    n = store.export_parquet(args.run, out)
+    n = existing_store(args.db).export_parquet(args.run, out)
     print(f"wrote {n} rows to {out}")
     return 0
 
 
 def cmd_delete(args) -> int:
-    from engine.store import Store
-
-    store = Store(args.db)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}")
+    store = existing_store(args.db)
     if not store.delete_run(args.run, cancel=args.cancel):
         raise UserError(f"no run {args.run!r} in {store.path}")
     print(f"deleted {args.run}")
@@ -118,11 +119,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_migrate(args) -> int:
-    from engine.store import Store
-
-    store = Store(args.db)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}")
+    store = existing_store(args.db)
     print(f"{store.path}: schema version {store.migrate()}")
     return 0
 
@@ -130,9 +127,7 @@ def cmd_migrate(args) -> int:
 def cmd_import(args) -> int:
     from engine.store import Store
 
-    source = Store(args.source)
-    if not source.path.exists():
-        raise UserError(f"no database at {source.path}")
+    source = existing_store(args.source)
     new = Store(args.db).import_runs(source)
     print(f"imported {len(new)} complete run(s) from {source.path} (without their checkpoints)")
     return 0

@@ -17,6 +17,18 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+DB_FILE_MESSAGES = {  # what the store says about a file that is not a current SideNets DB ({db}: its path)
+    "text": "{db} is not a DuckDB database; give a SideNets .duckdb file (--db / SIDENETS_DB)",
+    "sqlite": "{db} is a SQLite database; give a SideNets .duckdb file (--db / SIDENETS_DB)",
+    "empty": 'cannot open {db} as a DuckDB database: IO Error: The file "{db}" exists, but it is not a valid DuckDB '
+             "database file!",
+    "truncated": 'cannot open {db} as a DuckDB database: IO Error: Could not read enough bytes from file "{db}": '
+                 "attempted to read 3192 bytes from location 5000",
+    "foreign": "{db} is a DuckDB file but not a SideNets database (no SideNets tables; its tables: people); give "
+               "another --db / SIDENETS_DB",
+    "newer": "{db} was written by a newer SideNets Explorer (schema 99; this one reads up to 2); upgrade this checkout",
+    "bad-version": "{db} has an unreadable schema version 'abc'; it is not a SideNets database",
+}
 TRACEBACK = "Traceback (most recent call last)"
 TALLY = {"cases": 0, "failed": 0, "tracebacks": 0, "silent": 0, "outside": 0, "kill_points": set()}
 META = {"model": "resnet18", "dataset": "fashion-mnist", "mode": "joint", "seed": 0, "attach": ["layer1"],

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from faultkit import (
+    DB_FILE_MESSAGES,
     META,
     REPO,
     TALLY,
@@ -33,19 +34,9 @@ DB_PAGES = ("views/tradeoff.py", "views/calibration.py", "views/ensemble.py", "v
             "views/runs.py")
 HOSTILE = '<iframe src="https://evil.example"></iframe><form action="https://evil.example"><input type="password">'
 RAW_HTML = re.compile(r"(?<!\\)<(iframe|form|input|script)")
-NOT_SIDENETS = {  # what a page says about each file (the store's message)
-    "text": "{db} is not a DuckDB database; give a SideNets .duckdb file (--db / SIDENETS_DB)",
-    "sqlite": "{db} is a SQLite database; give a SideNets .duckdb file (--db / SIDENETS_DB)",
-    "empty": 'cannot open {db} as a DuckDB database: IO Error: The file "{db}" exists, but it is not a valid DuckDB '
-             "database file!",
-    "truncated": 'cannot open {db} as a DuckDB database: IO Error: Could not read enough bytes from file "{db}": '
-                 "attempted to read 3192 bytes from location 5000",
+NOT_SIDENETS = {**DB_FILE_MESSAGES,  # what a page says about each file (the store's message)
     "corrupt": "cannot open {db} as a DuckDB database: Corrupt database file: computed checksum",
-    "foreign": "{db} is a DuckDB file but not a SideNets database (no SideNets tables; its tables: people); give "
-               "another --db / SIDENETS_DB",
     "other-runs": "{db} is a DuckDB file but not a SideNets database (a 'runs' table of another schema;",
-    "newer": "{db} was written by a newer SideNets Explorer (schema 99; this one reads up to 2); upgrade this checkout",
-    "bad-version": "{db} has an unreadable schema version 'abc'; it is not a SideNets database",
     "old": "{db} needs a migration (schema 1, this version uses 2): run `python -m engine migrate --db {db}`",
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from faultkit import (
+    DB_FILE_MESSAGES,
     META,
     complete_run,
     counts,
@@ -60,21 +61,11 @@ def digest(path) -> bytes:
     return path.read_bytes()
 
 
-FILES = {  # kind: the exact message (a regex for DuckDB's own checksum text)
-    "text": "{db} is not a DuckDB database; give a SideNets .duckdb file (--db / SIDENETS_DB)",
-    "sqlite": "{db} is a SQLite database; give a SideNets .duckdb file (--db / SIDENETS_DB)",
-    "empty": 'cannot open {db} as a DuckDB database: IO Error: The file "{db}" exists, but it is not a valid DuckDB '
-             "database file!",
-    "truncated": 'cannot open {db} as a DuckDB database: IO Error: Could not read enough bytes from file "{db}": '
-                 "attempted to read 3192 bytes from location 5000",
+FILES = {**DB_FILE_MESSAGES,  # kind: the exact message (a regex for DuckDB's own checksum text)
     "corrupt": re.compile(r"cannot open .* as a DuckDB database: Corrupt database file: computed checksum \d+ does "
                           r"not match stored checksum \d+ in block at location \d+"),
-    "foreign": "{db} is a DuckDB file but not a SideNets database (no SideNets tables; its tables: people); give "
-               "another --db / SIDENETS_DB",
     "other-runs": "{db} is a DuckDB file but not a SideNets database (a 'runs' table of another schema; its tables: "
                   "costs, epochs, latency, meta, runs, samples); give another --db / SIDENETS_DB",
-    "newer": "{db} was written by a newer SideNets Explorer (schema 99; this one reads up to 2); upgrade this checkout",
-    "bad-version": "{db} has an unreadable schema version 'abc'; it is not a SideNets database",
 }
 
 
