@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The reduced reproduction on this CPU (issue 11): the paper's experiments on the offline stand-ins,
 # then the report and REPRODUCTION.md. About 2 hours on a quiet 2-core CPU.
-#   DB=data/repro.duckdb bash scripts/repro-cpu.sh            (GPU runs: python -m engine import GPU.duckdb)
+#   DB=data/repro.duckdb [PRESETS="repro-table3"] bash scripts/repro-cpu.sh   (GPU runs: python -m engine import GPU.duckdb)
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 DB=${DB:-data/repro.duckdb}
-for preset in repro-text-cpu repro-vision-cpu repro-table3; do
+for preset in ${PRESETS:-repro-text-cpu repro-vision-cpu repro-table3}; do
   echo "== $preset ($(date +%H:%M))"
   $PY -m engine --db "$DB" train --preset "$preset" 2>&1 | stdbuf -oL tr '\r' '\n' | grep --line-buffered -v -E 'it/s\]$|s/it\]$|^Loading' \
     | grep --line-buffered -E 'training|epoch [0-9]+:|MainNet|error' || true
