@@ -50,6 +50,8 @@ def cmd_quickstart(args) -> int:
     from engine.train import train_run
 
     store = Store(args.db)
+    if store.path.exists():
+        store.migrate()  # a DB of an older version: `make run` upgrades it (readers refuse old files)
     if store.path.exists() and store.list_runs(include_all=True):
         print(f"{store.path} already holds runs; skipping the quickstart training", file=sys.stderr)
         return 0
