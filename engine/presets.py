@@ -62,8 +62,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                TrainConfig(model="resnet18", dataset="fashion-mnist", mode="frozen", init_from=FROM_MAINNET_ONLY,
                            seeds=_seeds(3), epochs=3, lr=1e-3, batch_size=256, amp="bf16", max_train=20_000),
            ), protocol="the paper's joint protocol (and its frozen variant), reduced: ResNet18 only, from scratch "
-                       "(no ImageNet weights offline), 3 epochs of the fast recipe without label smoothing (it would change the "
-                       "calibration Table 1 measures) on 20,000 training images, 3 seeds "
+                       "(no ImageNet weights offline), 3 epochs of the fast recipe without label smoothing "
+                       "(it would change the calibration Table 1 measures) on 20,000 training images, 3 seeds "
                        "(the paper: 4 ResNets, ImageNet weights, Adam 3e-4, 50 epochs, 5 seeds)"),
     Preset("repro-vision-gpu", "Figure 2, Tables 1, 2, 4 on Fashion-MNIST: ResNet18/34/50/152, with and without "
            "SideNet, 5 seeds, 15 epochs of the fast recipe at batch 512", _grid(
