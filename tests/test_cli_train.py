@@ -92,3 +92,7 @@ def test_train_in_a_subprocess_prints_the_summary(tmp_path):
     runs = Store(db).list_runs()
     assert len(runs) == 2 and sorted(r["seed"] for r in runs) == [0, 1]
     assert all(r["run_id"] in proc.stdout for r in runs) and "[2/2] training resnet18" in proc.stderr
+    again = cli("train", "--limit", "64", "--epochs", "1", "--device", "cpu", "--seeds", "0", "1", "2", "--resume",
+                db=db, check=True)  # an interrupted preset goes on: seeds 0 and 1 are skipped, seed 2 trains
+    assert again.stderr.count("already trained this configuration") == 2 and "[3/3] training resnet18" in again.stderr
+    assert sorted(r["seed"] for r in Store(db).list_runs()) == [0, 1, 2]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 from engine.cli import positive_int
@@ -23,6 +24,17 @@ def train_configs(args) -> list[TrainConfig]:
     return [dataclasses.replace(c, **overrides).resolved() for c in configs]
 
 
+def complete_run_of(cfg: TrainConfig, seed: int, store) -> str | None:
+    """The newest complete run trained with exactly this config and seed, if any."""
+    from engine.train import resolve_init_from
+
+    try:
+        wanted = json.loads(json.dumps({**resolve_init_from(cfg, seed, store).to_dict(), "seeds": [seed]}))
+    except UserError:  # a frozen config whose mainnet-only run is not trained yet
+        return None
+    return next((r["run_id"] for r in store.list_runs() if r["config"] == wanted), None)
+
+
 def cmd_train(args) -> int:
     from engine.cli.runs import print_summary
     from engine.store import Store
@@ -33,8 +45,13 @@ def cmd_train(args) -> int:
     total, done = sum(len(c.seeds) for c in configs), []
     for cfg in configs:
         for seed in cfg.seeds:
-            print(f"[{len(done) + 1}/{total}] training {cfg.model} on {cfg.dataset} ({cfg.mode}, seed {seed})",
-                  file=sys.stderr, flush=True)
+            step = f"[{len(done) + 1}/{total}]"
+            finished = args.resume and complete_run_of(cfg, seed, store)
+            if finished:
+                print(f"{step} {finished} already trained this configuration (--resume)", file=sys.stderr)
+                done.append(finished)
+                continue
+            print(f"{step} training {cfg.model} on {cfg.dataset} ({cfg.mode}, seed {seed})", file=sys.stderr, flush=True)
             done.append(train_run(cfg, seed, store))
     print_summary(store, done)
     return 0
@@ -98,6 +115,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--pooling", help="text encoders: cls or mean (default: the model's)")
     t.add_argument("--max-length", type=positive_int), t.add_argument("--device")
     t.add_argument("--amp", choices=AMP_CHOICES)
+    t.add_argument("--resume", action="store_true",
+                   help="skip the (config, seed) pairs the DB already holds a complete run of (an interrupted preset)")
     t.set_defaults(func=cmd_train)
 
     q = sub.add_parser("quickstart", help="train the quickstart's first configuration, queue the rest in the "
