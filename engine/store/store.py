@@ -228,7 +228,6 @@ class Store(Transfers):
         if not self.path.exists():
             raise UserError(f"no database at {self.path}")
         with self.connect(write=True) as con:
-            self._mark_dead_runs_failed(con)
             row = self._run_row(con, run_id)
         if row is None:
             return False
@@ -240,7 +239,6 @@ class Store(Transfers):
                                 "with --cancel to stop it and delete it")
             self._stop(row)
         with self.connect(write=True) as con:
-            self._mark_dead_runs_failed(con)
             row = self._run_row(con, run_id)
             if row is None:
                 return False
@@ -256,8 +254,9 @@ class Store(Transfers):
             self._remove_checkpoint(run_id)
         return True
 
-    @staticmethod
-    def _run_row(con, run_id: str) -> dict | None:
+    def _run_row(self, con, run_id: str) -> dict | None:
+        """The run's row after its status is brought up to date (a dead run's 'running' becomes 'failed')."""
+        self._mark_dead_runs_failed(con)
         cur = con.execute("SELECT run_id, status, pid, host, created_at FROM runs WHERE run_id = ?", [run_id])
         rows = cur.fetchall()
         return dict(zip([d[0] for d in cur.description], rows[0])) if rows else None
