@@ -57,7 +57,7 @@ bench: setup
 	$(PY) -m explorer.bench
 	$(PY) -m explorer.bench --browser
 
-# The paper's tables and figures from the DB (report/), and REPRODUCTION.md from the reduced runs.
+# The paper's tables and figures from the DB (report/); `make repro` also writes REPRODUCTION.md.
 report: setup
 	$(PY) -m engine report --out report
 

@@ -45,3 +45,14 @@ def test_an_idle_worker_leaves(queue, capsys):
 
 def test_one_line():
     assert one_line("a\tb\x1b[31mc") == "a?b?[31mc" and one_line(None) == "" and len(one_line("x" * 500)) == 100
+
+
+def test_the_top_level_db_reaches_the_queue(tmp_path, capsys):
+    """`python -m engine --db F jobs list` reads the jobs next to F, like `jobs list --db F`."""
+    from engine.cli import main as engine_main
+
+    db = tmp_path / "elsewhere" / "runs.duckdb"
+    db.parent.mkdir()
+    job = JobQueue(None, db, revive=False).submit({"model": "resnet18", "dataset": "fashion-mnist"}, [0], label="x")
+    assert engine_main(["--db", str(db), "jobs", "list"]) == 0
+    assert capsys.readouterr().out.startswith(job)

@@ -1,7 +1,7 @@
 """`python -m engine bench cascade RUN --theta T [--batch B]`: does the early exit show on the clock?
 
 On the run's test inputs (the same collated batches for both), the wall-clock of the real
-cascade (engine.cascade.Cascade) against the full MainNet (its unsplit forward):
+cascade (engine.runtime.cascade.Cascade) against the full MainNet (its unsplit forward):
 
     realized speed-up = time(full MainNet) / time(cascade)
     ideal speed-up    = full MACs / average cascade MACs at theta

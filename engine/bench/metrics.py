@@ -1,6 +1,6 @@
 """Benchmark: build a ThetaCurve (the sorts) and evaluate the whole 201-point theta grid.
 
-Run with ``python -m engine.bench_metrics`` (prints JSON); the CLI calls ``bench_curve``.
+Run with ``python -m engine bench metrics`` (or ``python -m engine.bench.metrics``, JSON); both call ``bench_curve``.
 """
 from __future__ import annotations
 

@@ -68,8 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_parsers(sub)
     j = sub.add_parser("jobs", help="the background training queue (same as python -m engine.jobs)", add_help=False)
     j.add_argument("rest", nargs=argparse.REMAINDER)
-    j.set_defaults(func=lambda args: __import__("engine.jobs.__main__", fromlist=["main"]).main(args.rest))
+    j.set_defaults(func=_jobs)
     return p
+
+
+def _jobs(args) -> int:
+    """`python -m engine [--db F] jobs ...`: the queue's own CLI, the top-level --db passed on."""
+    from engine.jobs.__main__ import main
+
+    forward = args.db and args.rest and "--db" not in args.rest
+    return main([*args.rest, "--db", args.db] if forward else args.rest)
 
 
 def _terminate(signum, _frame):

@@ -122,7 +122,7 @@ def add_parsers(sub) -> None:
     e = kinds.add_parser("epochs", help="seconds per training epoch of MainNets (joint mode), for the GPU grid")
     e.add_argument("--models", nargs="+", default=["resnet18", "resnet34", "resnet50", "resnet152"])
     e.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[64, 512])
-    e.add_argument("--epochs", type=positive_int, default=2, help="timed epochs per setting (the first warms up)")
+    e.add_argument("--epochs", type=positive_int, default=2, help="timed epochs per setting (after one untimed warm-up)")
     e.add_argument("--limit", type=positive_int, help="images per epoch (default: the whole training split)")
     e.add_argument("--device", default="auto")
     e.add_argument("--compile", action="store_true", help="torch.compile the training step")

@@ -18,7 +18,7 @@ engine.metrics (top-label softmax probability, computed in float64, `conf >= the
 means "never exit"), so the answers equal the cached-logit computation (ThetaCurve).
 
 On CUDA, image MainNets run their fixed-shape pieces (trunk + SideNet + confidence, rest, the
-full MainNet) as CUDA graphs (engine.cuda_graphs): eager PyTorch is launch-bound there at
+full MainNet) as CUDA graphs (engine.runtime.cuda_graphs): eager PyTorch is launch-bound there at
 serving batch sizes, and the early exit would save MACs that were not the bottleneck. The
 deferred rows are padded to a power of two (repeating a row) so that few graphs get captured.
 
@@ -179,7 +179,7 @@ class Cascade:
         device_type, dtype = self._autocast_args
         return _NO_AUTOCAST if dtype is None else torch.autocast(device_type, dtype=dtype)
 
-    # -- the pieces (also what engine.latency times) ------------------------------------
+    # -- the pieces (also what engine.runtime.latency times) ------------------------------------
     def _front_eager(self, x):
         with self._autocast():
             x_c = self.net.trunk(x, self.k)

@@ -1,8 +1,9 @@
 """The DuckDB cache: runs, their provenance, costs, per-epoch history and per-sample logits.
 
-All SQL of the project lives here, parameterised. Connections are short-lived: DuckDB allows
-one read-write process or many read-only ones on a file, never both, so a training job opens
-the file only to register a run and, at the end, to write it whole in ONE transaction; readers
+The project's queries live here, parameterised (schema.py: tables and migrations; transfer.py:
+export, import). Connections are short-lived: DuckDB allows one read-write process or many
+read-only ones on a file, never both, so a training job opens the file only to register a run
+and, at the end, to write it whole in ONE transaction; readers
 (the CLI, the explorer) open read-only and retry while a writer holds the lock.
 """
 from __future__ import annotations
@@ -222,9 +223,10 @@ class Store(Transfers):
         return 1
 
     def delete_run(self, run_id: str, cancel: bool = False) -> bool:
-        """Delete a run, its rows and its checkpoint; False when there is no such run. A run still
-        training is refused, unless `cancel`: then its process is stopped first (SIGTERM) and it
-        is deleted once that process has recorded itself failed. A missing DB is never created."""
+        """Delete a run, its rows and its checkpoint (kept while a run initialised from it exists);
+        False when there is no such run. A run still training is refused, unless `cancel`: then its
+        process is stopped first (SIGTERM) and it is deleted once that process has recorded itself
+        failed. A missing DB is never created."""
         if not self.path.exists():
             raise UserError(f"no database at {self.path}")
         with self.connect(write=True) as con:

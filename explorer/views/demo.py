@@ -1,9 +1,9 @@
-"""Live demo: one input through a trained run's real cascade (engine.cascade.Cascade).
+"""Live demo: one input through a trained run's real cascade (engine.runtime.cascade.Cascade).
 
 Pick a run (its checkpoint must exist), a theta and an input (a test sample, an uploaded image or
 a typed sentence); see the SideNet's probabilities against theta, the exit decision, who answered,
 the MainNet's answer on request, and the measured time of the path taken vs the full MainNet.
-All logic lives in engine.demo / engine.cascade; this page only lays it out.
+All logic lives in engine.runtime.demo / engine.runtime.cascade; this page only lays it out.
 """
 from __future__ import annotations
 
