@@ -53,6 +53,8 @@ def test_the_top_level_db_reaches_the_queue(tmp_path, capsys):
 
     db = tmp_path / "elsewhere" / "runs.duckdb"
     db.parent.mkdir()
-    job = JobQueue(None, db, revive=False).submit({"model": "resnet18", "dataset": "fashion-mnist"}, [0], label="x")
+    queue = JobQueue(None, db, revive=False)
+    job = queue.submit({"model": "resnet18", "dataset": "fashion-mnist"}, [0], label="x")
+    queue.cancel(job)  # cancelled while queued: no worker ever starts it
     assert engine_main(["--db", str(db), "jobs", "list"]) == 0
-    assert capsys.readouterr().out.startswith(job)
+    assert capsys.readouterr().out.startswith(f"{job}  cancelled")
