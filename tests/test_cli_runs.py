@@ -37,6 +37,13 @@ def test_runs_sweep_and_summary(smoke_runs, capsys):
     assert code == 0 and "exit_rule: margin" in out and "accuracy:" in out
     code, out, _ = run_cli(capsys, "--db", store.path, "summary", "--thetas", "0.5", "0.9")
     assert code == 0 and runs["text"] in out and "theta" in out and "MACs saved" in out
+    rows = strict_json(run_cli(capsys, "--db", store.path, "summary", "--json")[1])
+    for row in rows:  # the largest saving within half a point: no smaller theta keeps that accuracy
+        best, view = row["within_half_point"], prepare_one(store, row["run_id"])
+        assert best["accuracy"] >= row["main_accuracy"] - 0.005 - 1e-12
+        below = [t for t in view.curve_for().conf if t < best["theta"]]
+        assert all(sweep(view, t)["accuracy"] < row["main_accuracy"] - 0.005 for t in below[-20:])
+        assert f"theta {best['theta']:.4f} saves {best['saving_macs']:.1%}" in out
     code, _, err = run_cli(capsys, "--db", store.path, "sweep", runs["image"], "--theta", "0.5", "--attach", "layer3")
     assert code == 2 and "has no SideNet at 'layer3'" in err
     code, _, err = run_cli(capsys, "--db", store.path, "sweep", "no-such-run", "--theta", "0.5")
