@@ -186,3 +186,11 @@ def engine_groups():
         return [(c, [prepared[rid][c.attach] for rid in c.run_ids]) for c in configs]
 
     return _groups
+
+
+@pytest.fixture
+def three_seeds():
+    """Three PreparedRuns of synthetic logits (seeds 0, 1, 2) for the analysis tests."""
+    from helpers import prepared_run
+
+    return [prepared_run(s) for s in (0, 1, 2)]

@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # -- synthetic logits --------------------------------------------------------------------------
+THETAS = [0.0, 0.1, 0.25, 0.5, 0.73, 0.9, 0.999, 1.0]  # the endpoints, a tie-prone 0.5, values off the grid
+
+
 def make_logits(seed: int, n: int = 400, classes: int = 10, dtype=np.float32):
     """``side (n, C)``, ``main (n, C)`` logits and ``labels (n,)``: random, with a per-sample
     easiness so that both heads are partly right (the MainNet more often than the SideNet)."""

@@ -15,18 +15,11 @@ from engine.analysis.calibration import (
 )
 from engine.analysis.summary import summary_at
 
-from helpers import prepared_run, sample_std
-
-THETAS = [0.0, 0.1, 0.25, 0.5, 0.73, 0.9, 0.999, 1.0]
+from helpers import THETAS, sample_std
 
 
-@pytest.fixture
-def three():
-    return [prepared_run(s) for s in (0, 1, 2)]
-
-
-def test_reliability_summary_of_one_run_is_reliability(three):
-    p, (side, main, labels) = three[0]
+def test_reliability_summary_of_one_run_is_reliability(three_seeds):
+    p, (side, main, labels) = three_seeds[0]
     for kw in ({"paper": True}, {"n_bins": 15}, {"n_bins": 7}):
         ref = metrics.calibration(side, labels, **kw)
         got = head_reliability([p], "side", **kw)
@@ -42,10 +35,10 @@ def test_reliability_summary_of_one_run_is_reliability(three):
         reliability_summary([], [])
 
 
-def test_reliability_summary_over_runs(three):
-    runs = [p for p, _ in three]
+def test_reliability_summary_over_runs(three_seeds):
+    runs = [p for p, _ in three_seeds]
     got = head_reliability(runs, "main", n_bins=10)
-    rels = [metrics.calibration(m, y, n_bins=10) for _, (s, m, y) in three]
+    rels = [metrics.calibration(m, y, n_bins=10) for _, (s, m, y) in three_seeds]
     np.testing.assert_array_equal(got["count_total"], sum(r.count for r in rels))
     np.testing.assert_allclose(got["count_mean"], np.mean([r.count for r in rels], axis=0))
     acc = np.stack([r.accuracy for r in rels])
@@ -60,8 +53,8 @@ def test_reliability_summary_over_runs(three):
 
 @pytest.mark.parametrize("ensemble", [False, True])
 @pytest.mark.parametrize("rule", metrics.EXIT_RULES)
-def test_populations_match_cascade_confidence_and_correct(three, ensemble, rule):
-    for p, (side, main, labels) in three:
+def test_populations_match_cascade_confidence_and_correct(three_seeds, ensemble, rule):
+    for p, (side, main, labels) in three_seeds:
         for t in THETAS:
             pops = population_outcomes(p, t, ensemble, rule)
             conf, ok = metrics.cascade_confidence_and_correct(side, main, labels, t, ensemble=ensemble, exit_rule=rule)
@@ -74,8 +67,8 @@ def test_populations_match_cascade_confidence_and_correct(three, ensemble, rule)
             assert ok.mean() == pytest.approx(p.curve_for(ensemble, rule).accuracy(t), abs=1e-15)
 
 
-def test_populations_at(three):
-    runs = [p for p, _ in three]
+def test_populations_at(three_seeds):
+    runs = [p for p, _ in three_seeds]
     pops = populations_at(runs, 0.7, paper=True)
     assert set(pops) == set(POPULATIONS) == {"exited", "deferred", "cascade"}
     s = summary_at(runs, 0.7)

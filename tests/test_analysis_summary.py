@@ -20,14 +20,7 @@ from engine.analysis.summary import (
 )
 from engine.metrics import PathCosts, ThetaCurve
 
-from helpers import analysis_costs, make_logits, prepared_run, same, sample_std, strict_json
-
-THETAS = [0.0, 0.1, 0.25, 0.5, 0.73, 0.9, 0.999, 1.0]
-
-
-@pytest.fixture
-def three():
-    return [prepared_run(s) for s in (0, 1, 2)]
+from helpers import THETAS, analysis_costs, make_logits, same, sample_std, strict_json
 
 
 def assert_mean_std(got: MeanStd, values) -> None:
@@ -60,12 +53,12 @@ def test_mean_std_is_mean_and_sample_std():
 # ------------------------------------------------------------------------------ at theta
 @pytest.mark.parametrize("ensemble", [False, True])
 @pytest.mark.parametrize("rule", metrics.EXIT_RULES)
-def test_summary_at_is_mean_and_sample_std_of_each_runs_curve(three, ensemble, rule):
-    runs = [p for p, _ in three]
+def test_summary_at_is_mean_and_sample_std_of_each_runs_curve(three_seeds, ensemble, rule):
+    runs = [p for p, _ in three_seeds]
     costs = analysis_costs()
     for t in THETAS:
         s = summary_at(runs, t, ensemble=ensemble, rule=rule)
-        per = [ThetaCurve.from_logits(*data, ensemble=ensemble, exit_rule=rule).at(t, costs) for _, data in three]
+        per = [ThetaCurve.from_logits(*data, ensemble=ensemble, exit_rule=rule).at(t, costs) for _, data in three_seeds]
         assert isinstance(s, Summary) and s.theta == t and s.n_runs == 3 and s.n == 500
         assert all(same(a, b) for a, b in zip(s.per_run, per))
         for key in ("accuracy", "exit_fraction", "exited_accuracy", "deferred_accuracy", "side_accuracy"):
@@ -86,13 +79,13 @@ def test_summary_at_is_mean_and_sample_std_of_each_runs_curve(three, ensemble, r
                                                        for p in runs]))
 
 
-def test_one_run_has_no_std(three):
-    s = summary_at([three[0][0]], 0.6)
+def test_one_run_has_no_std(three_seeds):
+    s = summary_at([three_seeds[0][0]], 0.6)
     assert s.n_runs == 1 and s.accuracy.n == 1 and math.isnan(s.accuracy.std) and math.isnan(s.avg["macs"].std)
 
 
-def test_summary_to_json_is_strict_json(three):
-    runs = [p for p, _ in three]
+def test_summary_to_json_is_strict_json(three_seeds):
+    runs = [p for p, _ in three_seeds]
     for theta in (0.0, 1.0):  # empty populations: undefined accuracies become null
         out = strict_json(json.dumps(summary_at(runs, theta).to_json()))
         assert out["n_runs"] == 3 and set(out["avg"]) == {"params", "macs"}
@@ -114,8 +107,8 @@ def test_mainnet_only_configuration():
         summary_at([], 0.5)
 
 
-def test_compare_fallbacks(three):
-    runs = [p for p, _ in three]
+def test_compare_fallbacks(three_seeds):
+    runs = [p for p, _ in three_seeds]
     for rule in metrics.EXIT_RULES:
         c = compare_fallbacks(runs, 0.6, rule)
         assert c["plain"] == summary_at(runs, 0.6, False, rule) and c["ensemble"] == summary_at(runs, 0.6, True, rule)
@@ -124,8 +117,8 @@ def test_compare_fallbacks(three):
 
 
 @pytest.mark.parametrize("rule", metrics.EXIT_RULES)
-def test_curve_is_aggregate_curves(three, rule):
-    runs = [p for p, _ in three]
+def test_curve_is_aggregate_curves(three_seeds, rule):
+    runs = [p for p, _ in three_seeds]
     got = curve(runs, rule=rule)
     ref = metrics.aggregate_curves([p.curve_for(rule=rule) for p in runs], [analysis_costs()] * 3, metrics.theta_grid())
     assert set(got) == set(ref) and len(got["theta"]) == 201
@@ -147,8 +140,8 @@ def test_cost_kinds_are_the_common_ones():
 
 # ------------------------------------------------------------------------------ one run (the CLI's sweep)
 @pytest.mark.parametrize("rule", metrics.EXIT_RULES)
-def test_sweep_of_one_run(three, rule):
-    p, (side, main, labels) = three[0]
+def test_sweep_of_one_run(three_seeds, rule):
+    p, (side, main, labels) = three_seeds[0]
     for t in THETAS:
         out = sweep(p, t, rule=rule)
         ref = ThetaCurve.from_logits(side, main, labels, exit_rule=rule).at(t, analysis_costs())
