@@ -12,6 +12,7 @@ Differences within one run (SideNet vs MainNet ECE, ensemble vs MainNet) are pai
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -280,13 +281,20 @@ def _distilbert(c: Claims) -> None:
               "run the preset repro-text-cpu (MiniLM-L6 + SideNet@encoder1)")
 
 
+def _length(cfg) -> tuple:
+    """(epochs, max_train) of a configuration's recipe."""
+    recipe = json.loads(cfg.recipe) if cfg.recipe else {}
+    return recipe.get("epochs"), recipe.get("max_train")
+
+
 def _frozen(c: Claims) -> None:
     found = False
     for dataset, groups in c.data.by_dataset.items():
-        joint = {(cfg.model, cfg.attach, cfg.sidenet_hidden): rs for cfg, rs in groups
+        # the joint runs trained as long, on as many images, as the MainNets the frozen SideNets read
+        joint = {(cfg.model, cfg.attach, cfg.sidenet_hidden, *_length(cfg)): rs for cfg, rs in groups
                  if cfg.mode == "joint" and cfg.has_sidenet}
         for cfg, rs in groups:
-            key = (cfg.model, cfg.attach, cfg.sidenet_hidden)
+            key = (cfg.model, cfg.attach, cfg.sidenet_hidden, *_length(cfg))
             if cfg.mode != "frozen" or key not in joint:
                 continue
             found = True
