@@ -24,15 +24,15 @@ def train_configs(args) -> list[TrainConfig]:
     return [dataclasses.replace(c, **overrides).resolved() for c in configs]
 
 
-def complete_run_of(cfg: TrainConfig, seed: int, store) -> str | None:
-    """The newest complete run trained with exactly this config and seed, if any."""
+def complete_run_of(cfg: TrainConfig, seed: int, store, runs: list[dict]) -> str | None:
+    """The newest of `runs` (the store's complete runs) trained with exactly this config and seed, if any."""
     from engine.train import resolve_init_from
 
     try:
         wanted = json.loads(json.dumps({**resolve_init_from(cfg, seed, store).to_dict(), "seeds": [seed]}))
     except UserError:  # a frozen config whose mainnet-only run is not trained yet
         return None
-    return next((r["run_id"] for r in store.list_runs() if r["config"] == wanted), None)
+    return next((r["run_id"] for r in runs if r["config"] == wanted), None)
 
 
 def cmd_train(args) -> int:
@@ -43,10 +43,11 @@ def cmd_train(args) -> int:
     configs = train_configs(args)  # validate every config before the first minute of training
     store = Store(args.db)
     total, done = sum(len(c.seeds) for c in configs), []
+    finished_before = store.list_runs() if args.resume else []  # read once: runs trained below are new
     for cfg in configs:
         for seed in cfg.seeds:
             step = f"[{len(done) + 1}/{total}]"
-            finished = args.resume and complete_run_of(cfg, seed, store)
+            finished = args.resume and complete_run_of(cfg, seed, store, finished_before)
             if finished:
                 print(f"{step} {finished} already trained this configuration (--resume)", file=sys.stderr)
                 done.append(finished)
