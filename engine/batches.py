@@ -1,10 +1,12 @@
 """Batches on the device, with no per-item Python in the loop.
 
 - images: the split's uint8 tensor lives on the device once (GPU-resident on CUDA); each batch is
-  gathered, augmented in one go (the paper's zero-pad 4 + random crop + horizontal flip, offsets
-  drawn from the run's seeded generator), normalised, in channels_last for the convolutions;
+  gathered, augmented in one go (TrainConfig.augment: the paper's zero-pad 4 + random crop +
+  horizontal flip, a flip only, or none; drawn from the run's seeded generator), normalised, in
+  channels_last for the convolutions;
 - text: sentences tokenised per batch by the model's collate (padded to the batch's longest);
-- features: rows of cached feature arrays (engine.features), cast to float32 on the device.
+- features: rows of cached feature arrays (engine.features), cast on the device to float32, or
+  straight to bfloat16 when the run trains under bf16 autocast.
 
 Every iterator takes a torch.Generator for its order and augmentation, so a seed gives the same
 batches on every run, CPU or CUDA.
@@ -33,9 +35,12 @@ def batch_sizes(n: int, batch_size: int, drop_single: bool) -> list[int]:
     return sizes
 
 
-def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int = CROP_PADDING) -> torch.Tensor:
+def augment(x: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor, pad: int = CROP_PADDING) -> torch.Tensor:
     """The paper's augmentation on a batch: uint8 (B, C, S, S), shifts (B, 2) in [0, 2 pad], flips (B,)
-    bool -> uint8 (B, C, S, S): zero-pad `pad`, crop S x S at (top, left) = shifts, flip where asked."""
+    bool -> uint8 (B, C, S, S): zero-pad `pad`, crop S x S at (top, left) = shifts (no crop when
+    shifts is None), flip where asked."""
+    if shifts is None:
+        return torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
     b, c, s, _ = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     ar = torch.arange(s, device=x.device)
@@ -49,8 +54,8 @@ def augment(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int
 class ImageBatches:
     """Batches (x float32 (B, 3, S, S) channels_last, y (B,)) of an in-memory image split on a device."""
 
-    def __init__(self, ds: ImageArrayDataset, device: torch.device):
-        self.ds, self.device = ds, device
+    def __init__(self, ds: ImageArrayDataset, device: torch.device, augment: str = "crop-flip"):
+        self.ds, self.device, self.augment = ds, device, augment
         self.images = ds.images.to(device)  # uint8, resized up front when that is small (ImageArrayDataset)
         self.labels = ds.labels.to(device)
         mean, std = ds.normalizer.mean, ds.normalizer.std
@@ -64,7 +69,7 @@ class ImageBatches:
         x = self.images[idx]
         if x.shape[-1] != self.ds.image_size:
             x = resize_uint8(x, self.ds.image_size)
-        if shifts is not None:
+        if flips is not None:
             x = augment(x, shifts, flips)
         x = x.float()
         if x.shape[1] == 1:
@@ -78,14 +83,15 @@ class ImageBatches:
         n = len(self)
         order = _order(n, shuffle, generator).to(self.device)
         shifts = flips = None
-        if train:
+        if train and self.augment == "crop-flip":
             shifts = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=generator).to(self.device)
+        if train and self.augment != "none":
             flips = (torch.rand(n, generator=generator) < 0.5).to(self.device)
         start = 0
         for size in batch_sizes(n, batch_size, drop_single):
             idx = order[start:start + size]
-            yield self._prepare(idx, shifts[start:start + size] if train else None,
-                                flips[start:start + size] if train else None), self.labels[idx]
+            yield self._prepare(idx, None if shifts is None else shifts[start:start + size],
+                                None if flips is None else flips[start:start + size]), self.labels[idx]
             start += size
 
 
@@ -133,12 +139,13 @@ class TextBatches:
 
 
 class FeatureBatches:
-    """Batches ({tap: float32 (B, F)}, y (B,)) of cached features (engine.features), on a device."""
+    """Batches ({tap: (B, F) of `dtype`}, y (B,)) of cached features (engine.features), on a device."""
 
-    def __init__(self, features: dict[str, torch.Tensor], labels: torch.Tensor, device: torch.device):
+    def __init__(self, features: dict[str, torch.Tensor], labels: torch.Tensor, device: torch.device,
+                 dtype: torch.dtype = torch.float32):
         self.features = {k: v.to(device) for k, v in features.items()}  # float16, as cached
         self.labels = labels.to(device)
-        self.device = device
+        self.device, self.dtype = device, dtype
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -148,12 +155,13 @@ class FeatureBatches:
         order, start = _order(len(self), shuffle, generator).to(self.device), 0
         for size in batch_sizes(len(self), batch_size, drop_single):
             idx = order[start:start + size]
-            yield {k: v[idx].float() for k, v in self.features.items()}, self.labels[idx]
+            yield {k: v[idx].to(self.dtype) for k, v in self.features.items()}, self.labels[idx]
             start += size
 
 
-def batches_for(ds, device: torch.device, collate: Callable | None = None, num_workers: int = 0):
+def batches_for(ds, device: torch.device, collate: Callable | None = None, num_workers: int = 0,
+                augment: str = "crop-flip"):
     """The batch iterator of a split: ImageBatches for in-memory images, else TextBatches."""
     if isinstance(ds, ImageArrayDataset):
-        return ImageBatches(ds, device)
+        return ImageBatches(ds, device, augment)
     return TextBatches(ds, collate, device, num_workers)

@@ -30,6 +30,7 @@ CACHED_MODES = ("head", "frozen")  # the backbone is frozen: trained from cached
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("plateau", "onecycle")
 AMP_CHOICES = ("auto", "bf16", "none")  # bf16 autocast: on CUDA by default / always / never
+AUGMENTS = ("crop-flip", "flip", "none")  # images, training: the paper's pad-4 crop + flip / a flip / none
 PAPER_DEFAULTS = {"image": {"lr": 3e-4, "epochs": 50, "batch_size": 64},
                   "text": {"lr": 3e-6, "epochs": 20, "batch_size": 32}}
 MAX_SEEDS = 50
@@ -41,7 +42,7 @@ _INTS = {"sidenet_hidden": (1, 65536), "epochs": (1, 100_000), "batch_size": (2,
 _FLOATS = {"lr": (0.0, 10.0), "lr_factor": (0.0, 1.0), "alpha": (0.0, 1e6), "momentum": (0.0, 1.0),
            "weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 1.0)}
 _CHOICES = {"mode": MODES, "sidenet_order": ORDERS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-            "amp": AMP_CHOICES}
+            "amp": AMP_CHOICES, "augment": AUGMENTS}
 
 
 @dataclass
@@ -73,6 +74,7 @@ class TrainConfig:
     max_length: int = 64  # text: tokens per sentence, [CLS] and [SEP] included
     device: str = "auto"
     amp: str = "auto"  # auto: bf16 autocast on CUDA, none on CPU; or "bf16" / "none"
+    augment: str = "crop-flip"  # images, training: the paper's (pad 4, random crop, horizontal flip), "flip", "none"
     num_workers: int = 0
     preset: str | None = None  # provenance: the preset this config came from (engine.presets)
 

@@ -168,7 +168,8 @@ def train_run(cfg: TrainConfig, seed: int, store: Store, progress: Progress | No
             report = progress and (lambda p: progress({**p, "run_id": run_id}))
             splits = cached_splits(model, cfg, data, seed, device, report)
         else:
-            splits = {s: batches_for(getattr(data, s), device, collate, cfg.num_workers) for s in ("train", "val", "test")}
+            splits = {s: batches_for(getattr(data, s), device, collate, cfg.num_workers, cfg.augment)
+                      for s in ("train", "val", "test")}
         record = _fit(model, cfg, splits, device, names, seed, progress, run_id)
         point("train:after-fit")
         costs = cost_counting.run_costs(model, data, collate, device, names)
@@ -213,7 +214,7 @@ def cached_splits(model: SideNetModel, cfg: TrainConfig, data: DatasetSplits, se
         if rows is not None:
             feats, labels = {t: v[rows] for t, v in feats.items()}, labels[rows.numpy()]
         out[split] = FeatureBatches({("head" if t == "head" else f"side{by_name[t]}"): v for t, v in feats.items()},
-                                    torch.from_numpy(labels), device)
+                                    torch.from_numpy(labels), device, amp_dtype(device, cfg.amp) or torch.float32)
     return out
 
 

@@ -73,6 +73,7 @@ def test_dict_round_trip_and_unknown_keys():
     ({"schedule": "cosine"}, "unknown schedule 'cosine'"),
     ({"amp": "fp8"}, "unknown amp 'fp8'"),
     ({"sidenet_order": "bn-first"}, "unknown sidenet_order 'bn-first'"),
+    ({"augment": "mixup"}, "unknown augment .mixup.; choose one of: crop-flip, flip, none"),
 ])
 def test_bad_values_are_user_errors_naming_the_field(changes, message):
     with pytest.raises(UserError, match=message):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from engine.analysis.runs import prepare_one
 from engine.analysis.summary import sweep
+from engine.batches import FeatureBatches
 from engine.config import TrainConfig
 from engine.errors import UserError
 from engine.presets import preset
@@ -179,6 +180,18 @@ def test_head_mode_trains_the_head_on_cached_features(tmp_path):
     cached = store.logits(run_id)["heads"]  # evaluated on float16 cached features: equal up to that precision
     np.testing.assert_allclose(main.numpy(), cached["main"][:8], rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(side[3].numpy(), cached["block3"][:8], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_head_mode_under_bf16_reads_the_cache_as_bf16(tmp_path, monkeypatch):
+    seen, real = [], FeatureBatches.iterate
+    monkeypatch.setattr(FeatureBatches, "iterate", lambda self, *a, **k: seen.append(self.dtype) or real(self, *a, **k))
+    store = Store(tmp_path / "h.duckdb")
+    cfg = TrainConfig(model="efficientnet-lite0", mode="head", limit=32, epochs=1, batch_size=16, device="cpu",
+                      amp="bf16")
+    run = store.get_run(train_run(cfg, 0, store))
+    assert run["status"] == "complete" and set(seen) == {torch.bfloat16}
+    assert all(np.isfinite(v).all() for v in store.logits(run["run_id"])["heads"].values())
 
 
 def test_max_train_keeps_a_seeded_subset():

@@ -57,7 +57,7 @@ def cmd_epochs(args) -> int:
     from engine.bench.epochs import bench_epochs, format_report
 
     out = bench_epochs(models=args.models, batch_sizes=args.batch_sizes, epochs=args.epochs, device=args.device,
-                       compile_step=args.compile, limit=args.limit)
+                       compile_step=args.compile, limit=args.limit, small_maps=args.small_maps)
     print(to_json(out) if args.json else format_report(out))
     return 0
 
@@ -126,6 +126,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--limit", type=positive_int, help="images per epoch (default: the whole training split)")
     e.add_argument("--device", default="auto")
     e.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    e.add_argument("--small-maps", choices=("on", "off", "both"), default="on",
+                   help="ResNet convs on <= 2x2 maps as one GEMM while training on the CPU (engine.mainnets.small_maps); "
+                        "both: time each setting with and without")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_epochs)
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from engine.cli import positive_int
-from engine.config import AMP_CHOICES, MODE_HELP, MODES, OPTIMIZERS, SCHEDULES, TrainConfig, load_toml
+from engine.config import AMP_CHOICES, AUGMENTS, MODE_HELP, MODES, OPTIMIZERS, SCHEDULES, TrainConfig, load_toml
 from engine.errors import UserError
 from engine.sidenet import ORDERS
 
@@ -116,6 +116,7 @@ def add_parsers(sub) -> None:
     t.add_argument("--pooling", help="text encoders: cls or mean (default: the model's)")
     t.add_argument("--max-length", type=positive_int), t.add_argument("--device")
     t.add_argument("--amp", choices=AMP_CHOICES)
+    t.add_argument("--augment", choices=AUGMENTS, help="images, training: crop-flip (the paper's), flip or none")
     t.add_argument("--resume", action="store_true",
                    help="skip the (config, seed) pairs the DB already holds a complete run of (an interrupted preset)")
     t.set_defaults(func=cmd_train)

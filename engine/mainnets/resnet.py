@@ -16,6 +16,7 @@ from torch import nn
 from engine.errors import UserError
 from engine.mainnets import register
 from engine.mainnets.base import MainNet, MainNetSpec
+from engine.mainnets.small_maps import use_small_map_convs
 from engine.sidenet import SideNet
 
 DEPTHS = (18, 34, 50, 152)
@@ -44,6 +45,7 @@ class ResNetMainNet(MainNet):
         # The paper replaces the 1000-way fc by a head shaped like a SideNet.
         self.net.fc = SideNet(self.net.fc.in_features, num_classes, hidden, order)
         self._layers = [self.net.layer1, self.net.layer2, self.net.layer3, self.net.layer4]
+        use_small_map_convs(self.net)  # layer4's 2x2 maps train 2-3x faster on the CPU as GEMMs
 
     @property
     def classifier(self) -> nn.Module:

@@ -38,6 +38,8 @@ COLUMNS = {name: [tuple(c.split()[:2]) for c in columns.split(",")] for name, co
 RUN_COLUMNS = ["run_id", "status", "created_at", "finished_at", "model", "dataset", "mode", "seed", "attach",
                "sidenet_hidden", "sidenet_order", "num_classes", "class_names", "config", "device", "versions",
                "git_commit", "wall_time_s", "checkpoint", "pid", "host", "error"]
+# TrainConfig fields added after runs were stored, with what those runs did (read back into their config)
+CONFIG_FIELDS_ADDED = {"augment": "crop-flip"}
 
 
 def _tables(con) -> set[str]:

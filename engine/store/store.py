@@ -302,6 +302,8 @@ class Store(Transfers):
             for key in ("config", "versions"):
                 value = json.loads(row[key]) if row[key] else {}
                 row[key] = value if isinstance(value, dict) else {}
+            if row["config"]:  # a run stored before a TrainConfig field existed did what its default does
+                row["config"] = {**schema.CONFIG_FIELDS_ADDED, **row["config"]}
             if row["status"] == "running" and row["host"] == host and not run_process_alive(row):
                 row["status"], row["error"] = "failed", DEAD_RUN
         return rows
