@@ -5,8 +5,9 @@
   horizontal flip, a flip only, or none; drawn from the run's seeded generator), normalised, in
   channels_last for the convolutions;
 - text: sentences tokenised per batch by the model's collate (padded to the batch's longest);
-- features: rows of cached feature arrays (engine.features), cast on the device to float32, or
-  straight to bfloat16 when the run trains under bf16 autocast.
+- features: rows of cached feature arrays (engine.features) on the device, cast per batch to
+  float32, or all at once to bfloat16 (as small as the float16 cache) when the run trains under
+  bf16 autocast.
 
 Every iterator takes a torch.Generator for its order and augmentation, so a seed gives the same
 batches on every run, CPU or CUDA.
@@ -143,7 +144,8 @@ class FeatureBatches:
 
     def __init__(self, features: dict[str, torch.Tensor], labels: torch.Tensor, device: torch.device,
                  dtype: torch.dtype = torch.float32):
-        self.features = {k: v.to(device) for k, v in features.items()}  # float16, as cached
+        once = dtype == torch.bfloat16  # no larger than the float16 cache: cast once, not per batch
+        self.features = {k: v.to(device).to(dtype) if once else v.to(device) for k, v in features.items()}
         self.labels = labels.to(device)
         self.device, self.dtype = device, dtype
 
@@ -155,7 +157,7 @@ class FeatureBatches:
         order, start = _order(len(self), shuffle, generator).to(self.device), 0
         for size in batch_sizes(len(self), batch_size, drop_single):
             idx = order[start:start + size]
-            yield {k: v[idx].to(self.dtype) for k, v in self.features.items()}, self.labels[idx]
+            yield {k: v.index_select(0, idx).to(self.dtype) for k, v in self.features.items()}, self.labels[idx]
             start += size
 
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 import zlib
 from datetime import UTC, datetime
@@ -84,7 +85,7 @@ class FeatureCache:
         problem = self._check(folder, key, labels)
         if problem:
             tqdm.write(f"feature cache: entry {folder.name} ({key['tap']}, {key['split']}) is unusable ({problem}); "
-                       "rebuilding it")
+                       "rebuilding it", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
             return None
         return torch.from_numpy(np.load(folder / "features.npy"))
@@ -242,5 +243,5 @@ def compute_features(model, batches, taps: list[str], names: dict[str, int], dev
                     feats = {f"side{k}": net.side_features(taps_k[k]) for k in ks}
             for t in taps:
                 parts[t].append(feats["head" if t == "head" else f"side{names[t]}"].float().cpu())
-    tqdm.write(f"{desc}: {len(batches)} samples in {time.perf_counter() - start:.1f} s")
+    tqdm.write(f"{desc}: {len(batches)} samples in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return {t: torch.cat(v).numpy() for t, v in parts.items()}

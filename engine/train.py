@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 
@@ -92,12 +93,14 @@ def attach_labels(model: SideNetModel) -> dict[int, str]:
 
 
 def optimizer_for(cfg: TrainConfig, params, steps_per_epoch: int):
-    """(optimizer, scheduler, steps_per_batch): the paper's Adam + plateau, or SGD + one-cycle."""
+    """(optimizer, scheduler, steps_per_batch): the paper's Adam + plateau, or SGD + one-cycle.
+    Both fused (one kernel for every parameter, CPU or CUDA): a 768-hidden SideNet's Adam step
+    was 2-3x faster on the CPU than the default per-tensor one, and most of its training step."""
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
-                              weight_decay=cfg.weight_decay)
+                              weight_decay=cfg.weight_decay, fused=True)
     if cfg.schedule == "onecycle":
         total = cfg.epochs * steps_per_epoch
         if total < 4:  # too short to warm up and anneal: a constant learning rate
@@ -260,7 +263,7 @@ def _fit(model: SideNetModel, cfg: TrainConfig, splits: dict, device, names: dic
         epochs.append({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
                        "val_loss": val_loss, "val_acc": _accuracies(val_out), "seconds": time.perf_counter() - t0})
         tqdm.write(f"{run_id} epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                   + ", ".join(f"{h} acc {a:.4f}" for h, a in epochs[-1]["val_acc"].items()))
+                   + ", ".join(f"{h} acc {a:.4f}" for h, a in epochs[-1]["val_acc"].items()), file=sys.stderr)
     _, test_out = evaluate(model, splits["test"], device, cfg, names)
     samples = {split: {"idx": np.arange(len(out["label"])), "label": out["label"], "heads": out["heads"]}
                for split, out in (("val", val_out), ("test", test_out))}

@@ -31,10 +31,12 @@ LR = 1e-3
 
 
 def bench_features(model: str = "efficientnet-lite0", attach: str = "block3", dataset: str = "fashion-mnist",
-                   batches: int = 40, seeds: int = 5, hidden: list[int] = (32, 768), epochs: int = 3) -> dict:
+                   batches: int = 40, seeds: int = 5, hidden: list[int] = (32, 768), epochs: int = 3,
+                   amp: str = "bf16") -> dict:
+    """amp: the runs' autocast, both ways (bf16 entries are their own cache entries)."""
     device = pick_device("auto")
     base = TrainConfig(model=model, dataset=dataset, attach=[attach], mode="head", batch_size=BATCH, lr=LR,
-                       epochs=epochs)
+                       epochs=epochs, amp=amp)
     cfg = base.resolved()
     # 1. the cache entries (built when missing)
     data = load_data(cfg, 0, subset_train=False)
@@ -82,7 +84,7 @@ def bench_features(model: str = "efficientnet-lite0", attach: str = "block3", da
         cached_epoch = statistics.median(r["epoch_s"] for r in per_run[h])
         rows.append({"hidden": h, "cached_epoch_s": cached_epoch, "backbone_epoch_s": backbone[h],
                      "speedup": backbone[h] / cached_epoch, "runs": per_run[h]})
-    return {"device": device_label(device), "model": model, "attach": attach, "features": width,
+    return {"device": device_label(device), "amp": amp, "model": model, "attach": attach, "features": width,
             "train_images": n_train, "cache_build_s": cache_s, "sweep_runs": len(run_ids), "sweep_s": sweep_s,
             "sweep_goal_s": 180.0, "epochs": epochs, "rows": rows, "speedup_goal": 50.0,
             "cache_entries": len(FeatureCache().entries())}
@@ -90,7 +92,7 @@ def bench_features(model: str = "efficientnet-lite0", attach: str = "block3", da
 
 def format_report(out: dict) -> str:
     lines = [f"{out['model']} @ {out['attach']} ({out['features']:,} features), {out['train_images']:,} training "
-             f"images, on {out['device']}",
+             f"images, on {out['device']}, autocast {out['amp']}",
              f"  cache: {out['cache_build_s']:.1f} s to build or check the entries",
              f"  sweep: {out['sweep_runs']} head-mode runs x {out['epochs']} epochs from the cache in "
              f"{out['sweep_s']:.1f} s (goal <= {out['sweep_goal_s']:.0f} s: "

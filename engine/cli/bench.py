@@ -48,7 +48,7 @@ def cmd_features(args) -> int:
 
     _threads(args.threads)
     out = bench_features(model=args.model, attach=args.attach, dataset=args.dataset, batches=args.batches,
-                         seeds=args.seeds, hidden=args.hidden, epochs=args.epochs)
+                         seeds=args.seeds, hidden=args.hidden, epochs=args.epochs, amp=args.amp)
     print(to_json(out) if args.json else format_report(out))
     return 0
 
@@ -115,6 +115,7 @@ def add_parsers(sub) -> None:
     f.add_argument("--batches", type=positive_int, default=40, help="batches timed when re-running the backbone")
     f.add_argument("--seeds", type=positive_int, default=5), f.add_argument("--epochs", type=positive_int, default=3)
     f.add_argument("--hidden", type=positive_int, nargs="+", default=[32, 768])
+    f.add_argument("--amp", choices=("bf16", "none"), default="bf16", help="autocast of both trainings (default bf16)")
     f.add_argument("--threads", type=positive_int)
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_features)
