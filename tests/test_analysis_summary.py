@@ -17,6 +17,7 @@ from engine.analysis.summary import (
     mainnet_point,
     summary_at,
     sweep,
+    within_drop,
 )
 from engine.metrics import PathCosts, ThetaCurve
 
@@ -154,3 +155,18 @@ def test_sweep_of_one_run(three_seeds, rule):
         assert out["accuracy"] == s.accuracy.mean and out["saving_macs"] == s.saving["macs"].mean
     assert sweep(p, 1.0)["exited_accuracy"] is None and sweep(p, 0.0)["deferred_accuracy"] is None
     strict_json(json.dumps(sweep(p, 1.0, ensemble=True)))  # strict-JSON-ready as it is
+
+
+def test_within_drop_is_the_first_grid_theta_of_the_mean_curve_within_the_drop(three_seeds):
+    runs = [p for p, _ in three_seeds]
+    c = curve(runs)
+    main = np.mean([r.main_accuracy for r in runs])
+    for drop in (0.0, 0.005, 0.05):
+        got = within_drop(runs, drop)
+        i = int(np.searchsorted(c["theta"], got["theta"]))
+        assert c["theta"][i] == got["theta"] and got["n_runs"] == 3 and got["main_accuracy"] == pytest.approx(main)
+        assert got["accuracy"] == c["accuracy_mean"][i] >= main - drop - 1e-12
+        assert all(c["accuracy_mean"][:i] < main - drop)  # no smaller grid theta keeps that accuracy
+        full = np.mean([r.costs["macs"].full for r in runs])
+        assert got["saving_macs"] == pytest.approx(1 - c["avg_macs_mean"][i] / full)
+    assert within_drop(runs, 0.05)["saving_macs"] >= within_drop(runs, 0.005)["saving_macs"]

@@ -50,6 +50,24 @@ def test_runs_sweep_and_summary(smoke_runs, capsys):
     assert code == 2 and "no run 'no-such-run'" in err
 
 
+def test_summary_adds_each_configuration_of_several_seeds(explorer_dbs, capsys):
+    from engine.analysis.configurations import group_runs
+    from engine.analysis.summary import within_drop
+
+    db = explorer_dbs["many"]
+    rows = strict_json(run_cli(capsys, "--db", db, "summary", "--json")[1])
+    store = Store(db)
+    several = [c for c in group_runs(store.list_runs()) if c.has_sidenet and len(c.run_ids) > 1]
+    assert several
+    for config in several:
+        want = within_drop([prepare_one(store, r, config.attach) for r in config.run_ids], 0.005)
+        got = [r["configuration"] for r in rows if r["run_id"] in config.run_ids]
+        assert len(got) == len(config.run_ids) and all(g == pytest.approx({**want, "label": g["label"]}) for g in got)
+    assert all("configuration" not in r for r in rows if not r["cascade"])
+    out = run_cli(capsys, "--db", db, "summary")[1]
+    assert "configurations with several seeds, on their mean curve" in out and "(3 seeds)" in out
+
+
 def test_an_empty_database(tmp_path, capsys):
     db = tmp_path / "empty.duckdb"
     Store(db).migrate()

@@ -125,3 +125,22 @@ def sweep(run: PreparedRun, theta: float, ensemble: bool = False, rule: str = "m
     out.update(run_id=run.run_id, attach=run.attach, ensemble=ensemble, exit_rule=rule,
                ensemble_accuracy=run.ensemble_accuracy)
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()}
+
+
+def within_drop(runs: list[PreparedRun], max_drop: float = 0.005, rule: str = "max-prob") -> dict:
+    """A configuration's cascade on its MEAN curve (its seeds, the theta grid) at the smallest theta
+    whose mean accuracy is within max_drop of the seeds' mean MainNet accuracy: {"theta", "accuracy",
+    "main_accuracy", "exit_fraction", "saving_macs", "n_runs"}; theta None and no saving when no grid
+    theta qualifies (confidences saturated at 1.0 that lose accuracy)."""
+    c = curve(runs, rule=rule)
+    main = float(np.mean([r.main_accuracy for r in runs]))
+    ok = np.flatnonzero(c["accuracy_mean"] >= main - max_drop - 1e-12)
+    out = {"theta": None, "accuracy": main, "main_accuracy": main, "exit_fraction": 0.0, "saving_macs": 0.0,
+           "n_runs": len(runs)}
+    if ok.size:
+        i = int(ok[0])
+        full = float(np.mean([r.costs["macs"].full for r in runs]))
+        out.update(theta=float(c["theta"][i]), accuracy=float(c["accuracy_mean"][i]),
+                   exit_fraction=float(c["exit_fraction_mean"][i]),
+                   saving_macs=1.0 - float(c["avg_macs_mean"][i]) / full)
+    return out

@@ -36,7 +36,25 @@ def summary_rows(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS,
             within = auto_theta(view.curve_for(rule=rule), max_drop=WITHIN)["theta"]
             row["within_half_point"] = sweep(view, within, rule=rule)
         rows.append(row)
+    _add_configurations(store, rows, rule)
     return rows
+
+
+def _add_configurations(store, rows: list[dict], rule: str) -> None:
+    """Each SideNet row of a configuration with several seeds gets "configuration": its label and
+    its mean curve's largest MAC saving within half a point (engine.analysis.summary.within_drop)."""
+    from engine.analysis.configurations import group_runs
+    from engine.analysis.runs import prepare_one
+    from engine.analysis.summary import within_drop
+
+    by_run = {(r["run_id"], r["attach"]): r for r in rows if r["cascade"]}
+    for config in group_runs(store.list_runs()):
+        mine = [by_run[(rid, config.attach)] for rid in config.run_ids if (rid, config.attach) in by_run]
+        if len(config.run_ids) < 2 or len(mine) != len(config.run_ids):
+            continue
+        result = within_drop([prepare_one(store, rid, config.attach) for rid in config.run_ids], WITHIN, rule)
+        for row in mine:
+            row["configuration"] = {"label": f"{config.dataset}: {config.label}", **result}
 
 
 def print_summary(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS, as_json: bool = False,
@@ -58,6 +76,13 @@ def print_summary(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS
             best = row["within_half_point"]
             print(f"  within 0.5 points of the MainNet (this test split): theta {best['theta']:.4f} saves "
                   f"{best['saving_macs']:.1%} of MACs at {best['accuracy']:.2%}, exit {best['exit_fraction']:.1%}")
+    configs = {row["configuration"]["label"]: row["configuration"] for row in rows if "configuration" in row}
+    if configs:
+        print("\nconfigurations with several seeds, on their mean curve (test split, theta grid 0.005):")
+    for label, c in configs.items():
+        where = "no theta" if c["theta"] is None else f"theta {c['theta']:.3f}"
+        print(f"  {label} ({c['n_runs']} seeds): within 0.5 points of the MainNet's {c['main_accuracy']:.2%}, "
+              f"{where} saves {c['saving_macs']:.1%} of MACs at {c['accuracy']:.2%}, exit {c['exit_fraction']:.1%}")
 
 
 def existing_store(path):
