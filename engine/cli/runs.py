@@ -48,7 +48,10 @@ def _add_configurations(store, rows: list[dict], rule: str) -> None:
     from engine.analysis.summary import within_drop
 
     by_run = {(r["run_id"], r["attach"]): r for r in rows if r["cascade"]}
-    for config in group_runs(store.list_runs()):
+    summarised = {r["run_id"] for r in rows if r["cascade"]}
+    runs = [r for r in store.list_runs() if r["run_id"] in summarised  # records another program wrote badly: skipped
+            and all(isinstance(r.get(k), str) and r[k] for k in ("model", "dataset", "mode"))]
+    for config in group_runs(runs):
         mine = [by_run[(rid, config.attach)] for rid in config.run_ids if (rid, config.attach) in by_run]
         if len(config.run_ids) < 2 or len(mine) != len(config.run_ids):
             continue
