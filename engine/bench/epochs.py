@@ -85,7 +85,7 @@ def bench_epochs(models: list[str], batch_sizes: list[int], epochs: int = 2, dev
 
 def format_report(out: dict) -> str:
     lines = [f"seconds per training epoch on {out['device']} (joint mode, bf16, channels_last, "
-             f"GPU-resident data; best of {out['epochs_timed']} timed epochs):"]
+             f"data resident on the device; best of {out['epochs_timed']} timed epochs):"]
     for r in out["rows"]:
         lines.append(f"  {r['model']:<10} batch {r['batch_size']:>5}{' compiled' if r['compiled'] else ''}"
                      f"{'' if r['small_maps'] else ' native convs only'}: "
