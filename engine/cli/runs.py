@@ -18,7 +18,7 @@ def summary_rows(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS,
     from engine.analysis.summary import sweep
     from engine.metrics import auto_theta
 
-    rows = []
+    rows, summarised = [], {}  # run_id -> (run, view, row) of the SideNet rows
     for run in store.list_runs():
         if run_ids is not None and run["run_id"] not in run_ids:
             continue
@@ -35,28 +35,27 @@ def summary_rows(store, run_ids: list[str] | None = None, thetas=SUMMARY_THETAS,
             # the most the cascade saves while losing <= 0.5 points against the MainNet, on this (test) split
             within = auto_theta(view.curve_for(rule=rule), max_drop=WITHIN)["theta"]
             row["within_half_point"] = sweep(view, within, rule=rule)
+            summarised[run["run_id"]] = (run, view, row)
         rows.append(row)
-    _add_configurations(store, rows, rule)
+    _add_configurations(summarised, rule)
     return rows
 
 
-def _add_configurations(store, rows: list[dict], rule: str) -> None:
-    """Each SideNet row of a configuration with several seeds gets "configuration": its label and
-    its mean curve's largest MAC saving within half a point (engine.analysis.summary.within_drop)."""
+def _add_configurations(summarised: dict, rule: str) -> None:
+    """Each SideNet row (summarised: run_id -> (run, its view, its row)) of a configuration with several
+    seeds gets "configuration": its label and its mean curve's largest MAC saving within half a point
+    (engine.analysis.summary.within_drop), from the views already prepared."""
     from engine.analysis.configurations import group_runs
-    from engine.analysis.runs import prepare_one
     from engine.analysis.summary import within_drop
 
-    by_run = {(r["run_id"], r["attach"]): r for r in rows if r["cascade"]}
-    summarised = {r["run_id"] for r in rows if r["cascade"]}
-    runs = [r for r in store.list_runs() if r["run_id"] in summarised  # records another program wrote badly: skipped
-            and all(isinstance(r.get(k), str) and r[k] for k in ("model", "dataset", "mode"))]
+    runs = [run for run, _, _ in summarised.values()  # records another program wrote badly: skipped
+            if all(isinstance(run.get(k), str) and run[k] for k in ("model", "dataset", "mode"))]
     for config in group_runs(runs):
-        mine = [by_run[(rid, config.attach)] for rid in config.run_ids if (rid, config.attach) in by_run]
+        mine = [summarised[rid] for rid in config.run_ids if summarised[rid][1].attach == config.attach]
         if len(config.run_ids) < 2 or len(mine) != len(config.run_ids):
             continue
-        result = within_drop([prepare_one(store, rid, config.attach) for rid in config.run_ids], WITHIN, rule)
-        for row in mine:
+        result = within_drop([view for _, view, _ in mine], WITHIN, rule)
+        for _, _, row in mine:
             row["configuration"] = {"label": f"{config.dataset}: {config.label}", **result}
 
 
