@@ -10,11 +10,15 @@ ADDRESS ?= 127.0.0.1
 
 setup: $(STAMP) data
 
+# --no-compile: modules are byte-compiled when first imported, not all of torch and transformers up front
+PIP := $(PY) -m pip install -q --disable-pip-version-check --no-compile
+
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@test -x $(PY) || bash scripts/check-disk.sh
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -r requirements-nodeps.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 	rm -f .venv/.installed-*
 	touch $@
 

@@ -39,7 +39,7 @@ FROM_MAINNET_ONLY = "@mainnet-only"  # init_from: the same model/dataset/seed's 
 # field -> (smallest allowed value, largest or None); ints, then floats (finite)
 _INTS = {"sidenet_hidden": (1, 65536), "epochs": (1, 100_000), "batch_size": (2, 1 << 20), "patience": (1, 10_000),
          "limit": (2, None), "max_train": (2, None), "max_length": (4, 8192), "num_workers": (0, 256)}
-_FLOATS = {"lr": (0.0, 10.0), "lr_factor": (0.0, 1.0), "alpha": (0.0, 1e6), "momentum": (0.0, 1.0),
+_FLOATS = {"lr": (0.0, 10.0), "head_lr": (0.0, 10.0), "lr_factor": (0.0, 1.0), "alpha": (0.0, 1e6), "momentum": (0.0, 1.0),
            "weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 1.0)}
 _CHOICES = {"mode": MODES, "sidenet_order": ORDERS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
             "amp": AMP_CHOICES, "augment": AUGMENTS}
@@ -57,6 +57,7 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    head_lr: float | None = None  # the new heads' (SideNets, final head) learning rate; None: lr
     optimizer: str = "adam"  # adam (the paper's) or sgd (nesterov, with momentum)
     schedule: str = "plateau"  # plateau: lr * lr_factor after `patience` epochs without val-loss improvement
     lr_factor: float = 1 / 3  # "a learning rate decay of 3 after 5 epochs without improvement"
@@ -170,11 +171,11 @@ def _check_types(cfg: TrainConfig) -> None:
                             f"got {value}")
     for name, (lo, hi) in _FLOATS.items():
         value = getattr(cfg, name)
-        if value is None and name == "lr":
+        if value is None and name in ("lr", "head_lr"):
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{name} must be a finite number, got {value!r}")
-        open_low = name in ("lr", "lr_factor")  # 0 would stop the training
+        open_low = name in ("lr", "head_lr", "lr_factor")  # 0 would stop the training
         if not lo <= value <= hi or (open_low and value == 0):
             raise UserError(f"{name} must be in {'(' if open_low else '['}{lo}, {hi}], got {value}")
     if not isinstance(cfg.attach, list) or not all(isinstance(a, str) for a in cfg.attach):

@@ -18,7 +18,7 @@ from engine.errors import UserError
 from engine.presets import preset
 from engine.runtime.checkpoint import model_for_run, path_of
 from engine.store import Store
-from engine.train import TrainingDiverged, load_data, optimizer_for, train_run
+from engine.train import TrainingDiverged, build_model, load_data, optimizer_for, param_groups, train_run
 
 
 def _tiny(**kw) -> TrainConfig:
@@ -91,6 +91,26 @@ def test_one_cycle_cycles_the_momentum_as_documented():
         opt.step()
         sched.step()
     assert max(seen) == pytest.approx(0.95) and min(seen) == pytest.approx(0.85) and seen.index(min(seen)) == 4
+
+
+def test_head_lr_puts_the_new_heads_in_their_own_group():
+    """--head-lr: the SideNets and the final head at their own rate, the rest of the MainNet at lr;
+    one-cycle peaks each group at its own rate; without it, one group."""
+    cfg = _tiny(optimizer="sgd", schedule="onecycle", lr=0.01, head_lr=0.2, epochs=2).resolved()
+    model, _ = build_model(cfg, load_data(cfg, 0))
+    backbone, heads = param_groups(model, cfg)
+    head_ids = {id(p) for p in [*model.sidenets.parameters(), *model.mainnet.classifier.parameters()]}
+    assert {id(p) for p in heads["params"]} == head_ids and heads["lr"] == 0.2
+    assert not head_ids & {id(p) for p in backbone["params"]} and backbone["lr"] == 0.01
+    assert len(backbone["params"]) + len(heads["params"]) == len(list(model.parameters()))
+    opt, sched, _ = optimizer_for(cfg, [backbone, heads], steps_per_epoch=10)
+    peaks = [0.0, 0.0]
+    for _ in range(20):
+        peaks = [max(p, g["lr"]) for p, g in zip(peaks, opt.param_groups)]
+        opt.step()
+        sched.step()
+    assert peaks == [pytest.approx(0.01), pytest.approx(0.2)]
+    assert len(param_groups(model, dataclasses.replace(cfg, head_lr=None))) == 1
 
 
 # ------------------------------------------------------------------------------ real runs

@@ -23,7 +23,7 @@ from engine.batches import ImageBatches
 from engine.config import TrainConfig
 from engine.mainnets.small_maps import use_small_map_convs
 from engine.runtime.device import device_label, pick_device
-from engine.train import build_model, load_data, optimizer_for, train_step
+from engine.train import build_model, load_data, optimizer_for, param_groups, train_step
 
 PAPER_SECONDS = {"resnet18": 60, "resnet34": 60, "resnet50": 60, "resnet152": 120}
 GRID_EPOCHS = 5 * 50 * 2  # seeds x epochs x (with, without SideNet), per model
@@ -45,7 +45,7 @@ def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.dev
     batches = ImageBatches(data.train, device)
     n = min(limit or len(batches), len(batches))
     steps = n // batch_size
-    optimizer, _, _ = optimizer_for(cfg, model.parameters(), steps)
+    optimizer, _, _ = optimizer_for(cfg, param_groups(model, cfg), steps)
     step = torch.compile(train_step) if compile_step else train_step
     gen = torch.Generator().manual_seed(0)
     times = []

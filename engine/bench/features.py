@@ -24,7 +24,7 @@ from engine.config import TrainConfig
 from engine.features import FeatureCache
 from engine.runtime.device import device_label, pick_device
 from engine.store import Store
-from engine.train import build_model, cached_splits, load_data, optimizer_for, train_run, train_step
+from engine.train import build_model, cached_splits, load_data, optimizer_for, param_groups, train_run, train_step
 
 BATCH = 256
 LR = 1e-3
@@ -67,7 +67,7 @@ def bench_features(model: str = "efficientnet-lite0", attach: str = "block3", da
         m, collate = build_model(hcfg, data)
         m.freeze("head")
         m.to(device).train()
-        opt, _, _ = optimizer_for(hcfg, [p for p in m.parameters() if p.requires_grad], 1)
+        opt, _, _ = optimizer_for(hcfg, param_groups(m, hcfg), 1)
         gen = torch.Generator().manual_seed(0)
         it = batches_for(data.train, device, collate).iterate(BATCH, shuffle=True, generator=gen)
         x, y = next(it)

@@ -39,7 +39,7 @@ RUN_COLUMNS = ["run_id", "status", "created_at", "finished_at", "model", "datase
                "sidenet_hidden", "sidenet_order", "num_classes", "class_names", "config", "device", "versions",
                "git_commit", "wall_time_s", "checkpoint", "pid", "host", "error"]
 # TrainConfig fields added after runs were stored, with what those runs did (read back into their config)
-CONFIG_FIELDS_ADDED = {"augment": "crop-flip"}
+CONFIG_FIELDS_ADDED = {"augment": "crop-flip", "head_lr": None}
 
 
 def _tables(con) -> set[str]:

@@ -24,6 +24,8 @@ FLAGS = [  # (flags after a tiny valid training, the exact last stderr line)
     (["--lr", "nan"], BAD_NUMBER.format("lr", "nan")),
     (["--lr", "-0.1"], "error: lr must be in (0.0, 10.0], got -0.1"),
     (["--lr", "0"], "error: lr must be in (0.0, 10.0], got 0.0"),
+    (["--head-lr", "nan"], BAD_NUMBER.format("head_lr", "nan")),
+    (["--head-lr", "0"], "error: head_lr must be in (0.0, 10.0], got 0.0"),
     (["--lr-factor", "0"], "error: lr_factor must be in (0.0, 1.0], got 0.0"),
     (["--momentum", "2"], "error: momentum must be in [0.0, 1.0], got 2.0"),
     (["--weight-decay", "-1"], "error: weight_decay must be in [0.0, 1.0], got -1.0"),
