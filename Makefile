@@ -8,21 +8,26 @@ ADDRESS ?= 127.0.0.1
 
 .PHONY: setup data run quickstart serve test lint coverage browser mpnet bench report repro clean
 
-setup: $(STAMP) data
+# setup: the venv's packages and the datasets side by side (two jobs; fetching is mostly waiting)
+setup:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) data
 
-# --no-compile: modules are byte-compiled when first imported, not all of torch and transformers up front
+$(PY):
+	@bash scripts/check-disk.sh
+	python3 -m venv .venv
+
+# pip --no-compile, then compileall on every core: pip byte-compiles one file at a time (116 s against
+# 71 + 34 s here); without .pyc files every process would compile torch again where PYTHONDONTWRITEBYTECODE is set
 PIP := $(PY) -m pip install -q --disable-pip-version-check --no-compile
-
-$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
-	@test -x $(PY) || bash scripts/check-disk.sh
-	test -x $(PY) || python3 -m venv .venv
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml | $(PY)
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps -r requirements-nodeps.txt
 	$(PIP) --no-deps --no-build-isolation -e .
+	$(PY) -m compileall -qq -j 0 .venv/lib || true  # a few of torch's test files are newer Python; pip skips them too
 	rm -f .venv/.installed-*
 	touch $@
 
-data: $(STAMP)
+data: | $(PY)
 	PY=$(PY) bash scripts/fetch-data.sh
 
 quickstart: setup
