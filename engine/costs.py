@@ -3,14 +3,18 @@
 Parameters: every parameter of the modules a path actually calls (forward pre-hooks).
 MACs: torch.utils.flop_counter, FLOPs / 2 per input. Attention runs on PyTorch's math kernel while
 counting, so its matmuls count on every device (the CPU's fused kernel would count as zero).
-Images: one batch of test inputs (every input costs the same). Text: each distinct token length
-of the test split counted once, unpadded, and averaged over the split's inputs (an input pays for
-its own length, not for its batch's longest).
+Images: one batch of test inputs (every input costs the same). Text: an input pays for its own
+token length, unpadded (not for its batch's longest), averaged over the test split. A transformer's
+MACs are a quadratic in the length L (its linear layers grow with L, attention with L^2), so three
+lengths are counted, the quadratic through them gives every other length, and a fourth count checks
+it; a model whose counts do not fit is counted at every distinct length of the split instead.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -79,7 +83,7 @@ def run_costs(model: SideNetModel, data, collate, device: torch.device, names: d
 
 
 def _text_lengths(model: SideNetModel, data, collate, device):
-    """(how many test sentences have this token length, measure_paths of one of them unpadded)."""
+    """(how many test sentences have this token length, measure_paths at that length unpadded)."""
     texts = [data.test[i] for i in range(len(data.test))]
     lengths: Counter = Counter()
     example: dict[int, tuple] = {}
@@ -89,7 +93,36 @@ def _text_lengths(model: SideNetModel, data, collate, device):
         for row, n in enumerate(tokens["attention_mask"].sum(1).tolist()):
             lengths[n] += 1
             example.setdefault(n, batch[row])
-    for n, count in sorted(lengths.items()):
+
+    def count(n: int) -> dict:
         tokens, _ = collate([example[n]])
         assert tokens["input_ids"].shape[1] == n  # one sentence alone: no padding
-        yield count, measure_paths(model, {k: v.to(device) for k, v in tokens.items()}, 1)
+        return measure_paths(model, {k: v.to(device) for k, v in tokens.items()}, 1)
+
+    ns = sorted(lengths)
+    by_length = _quadratic_in_length(ns, count) if len(ns) > 4 else None
+    for n in ns:
+        yield lengths[n], by_length[n] if by_length else count(n)
+
+
+def _quadratic_in_length(ns: list[int], count) -> dict[int, dict] | None:
+    """{n: measure_paths result} for every length in ns from counts at three of them (the MACs of
+    each part on the quadratic through them, the parameters as counted), or None when a count at a
+    fourth length disagrees (a model whose cost is no quadratic in the length)."""
+    probes = [ns[0], ns[len(ns) // 2], ns[-1]]
+    check = ns[len(ns) // 4]
+    counted = {n: count(n) for n in (*probes, check)}
+    first = counted[probes[0]]
+    fits = {(k, part): np.polyfit(probes, [counted[n][k][part]["macs"] for n in probes], 2)
+            for k in first for part in PARTS}
+    predicted = {n: {k: {part: {"params": first[k][part]["params"],
+                                "macs": float(np.polyval(fits[k, part], n))} for part in PARTS} for k in first}
+                 for n in ns}
+    for n, result in counted.items():
+        for k in first:
+            for part in PARTS:
+                got, want = result[k][part], predicted[n][k][part]
+                if got["params"] != want["params"] or not math.isclose(got["macs"], want["macs"], rel_tol=1e-9,
+                                                                       abs_tol=1e-6):
+                    return None
+    return {**predicted, **counted}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.config import TrainConfig
-from engine.costs import PARTS, measure_paths, run_costs
+from engine.costs import PARTS, _quadratic_in_length, measure_paths, run_costs
 from engine.mainnets import build_mainnet
 from engine.model import SideNetModel
 
@@ -58,12 +58,18 @@ def test_run_costs_of_an_image_run_and_a_mainnet_only_one():
     assert costs["none"]["trunk"] == costs["none"]["full"]
 
 
-def test_text_macs_are_averaged_per_input_at_its_own_length():
+MORE_SENTENCES = SENTENCES + ["not good.", "a film that never quite finds its feet, but the cast is lovely.",
+                              "the best thing in it is the music; the rest is noise and glare."]
+
+
+@pytest.mark.parametrize("sentences", [SENTENCES + SENTENCES[:2], MORE_SENTENCES],
+                         ids=["4 lengths: each counted", "6 lengths: the quadratic through 3, checked at a 4th"])
+def test_text_macs_are_averaged_per_input_at_its_own_length(sentences):
     torch.manual_seed(0)
     net = build_mainnet(TrainConfig(model="minilm-l6", dataset="rt-polarity").resolved(), 2)
     example, _ = net.collate([(s, 0) for s in SENTENCES])
     model = SideNetModel(net, [1], 2, example)
-    data = SimpleNamespace(kind="text", test=[(s, i % 2) for i, s in enumerate(SENTENCES + SENTENCES[:2])])
+    data = SimpleNamespace(kind="text", test=[(s, i % 2) for i, s in enumerate(sentences)])
     costs = run_costs(model, data, net.collate, torch.device("cpu"), {1: "layer1"})["layer1"]
     alone = [measure_paths(model, net.collate([item])[0], 1)[1] for item in data.test]  # each unpadded
     for part in PARTS:
@@ -72,3 +78,15 @@ def test_text_macs_are_averaged_per_input_at_its_own_length():
     padded = measure_paths(model, net.collate(data.test)[0], len(data.test))[1]
     assert costs["full"]["macs"] < padded["full"]["macs"]  # not the batch's longest sentence for everyone
     assert costs["trunk"]["macs"] > 0 and costs["rest"]["macs"] > costs["trunk"]["macs"]
+
+
+def _fake_count(macs_of):
+    """A measure_paths stand-in whose every part costs macs_of(n) MACs at length n."""
+    return lambda n: {1: {part: {"params": 7, "macs": float(macs_of(n))} for part in PARTS}}
+
+
+def test_a_cost_that_is_no_quadratic_in_the_length_is_counted_at_every_length():
+    lengths = [3, 5, 8, 13, 21, 34]
+    exact = _quadratic_in_length(lengths, _fake_count(lambda n: 1e6 + 3e5 * n + 711 * n * n))
+    assert exact is not None and exact[21][1]["full"]["macs"] == pytest.approx(1e6 + 3e5 * 21 + 711 * 441, rel=1e-12)
+    assert _quadratic_in_length(lengths, _fake_count(lambda n: n ** 3)) is None  # the fourth count disagrees
