@@ -40,7 +40,7 @@ def test_round_trip_is_exact_and_only_complete_runs_are_listed(tmp_path):
     (run,) = store.list_runs()
     assert run["run_id"] == run_id and run["status"] == "complete" and run["attach"] == ["layer1"]
     # a config stored without a field added since reads back with what such runs did
-    assert run["config"] == {"epochs": 1, "augment": "crop-flip"} and run["versions"] == {"torch": "x"}
+    assert run["config"] == {"epochs": 1, "augment": "crop-flip", "head_lr": None} and run["versions"] == {"torch": "x"}
     assert run["wall_time_s"] == 1.5
     assert run["checkpoint"] == "x.safetensors" and run["finished_at"] is not None
     assert store.get_run(run_id) == run
