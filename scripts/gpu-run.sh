@@ -5,11 +5,14 @@
 #   1. seconds per epoch of ResNet18/34/50/152 (joint, batch 512, 1024, 2048) -> the paper's grid projected
 #      (batch 64 gave 12.9 h and 512 1.8 h on an H200, 2026-11-26: eager steps there are bound by
 #      kernel launches, 7.77 s against 1.20 s a ResNet18 epoch for 8x the batch)
-#   2. whether batch 2048 keeps the accuracy: ResNet18 for the grid's 50 epochs, ResNet152 for 15
-#   then: the CPU quickstart's vision recipe: fewest epochs / which batch keeps >= 92% (accuracy only)
-#   3. a 30-epoch ResNet18 with and without SideNet@layer1 (the SideNet gap's ceiling, Table 2)
-#   4. seconds per epoch of the text encoders' shapes (random weights; nothing downloads there)
-#   5. the reduced paper grid (repro-vision-gpu's ResNet34/50, then more seeds) as time allows
+#   2. the same with the step compiled into CUDA graphs (torch.compile mode reduce-overhead)
+#   3. whether batch 2048 keeps the accuracy: ResNet18 for the grid's 50 epochs, ResNet152 for 15
+#   then what the 2026-11-26 calls measured already, repeated as time allows:
+#   4. the CPU quickstart's vision recipe: fewest epochs / which batch keeps >= 92% (accuracy only)
+#   5. a 30-epoch ResNet18 with and without SideNet@layer1 (the SideNet gap's ceiling, Table 2)
+#   6. seconds per epoch of the text encoders' shapes (random weights; nothing downloads there)
+#   7. the reduced paper grid (repro-vision-gpu's ResNet34/50, then more seeds)
+# A second call with SKIP="epochs compiled-ro ..." goes on where the first one stopped.
 # Needs data/fashion-mnist, data/rt-polarity and data/gpu (bash scripts/gpu-shapes.sh) carried.
 set -u
 OUT=${OUT:-/tmp/gpu-out}; BUDGET=${BUDGET:-540}; PY=${PY:-python3}
@@ -38,6 +41,8 @@ $PY -c "import torch, transformers, duckdb; print('torch', torch.__version__, 't
 
 step 100 epochs sh -c "$PY -m engine bench epochs --models resnet18 resnet34 resnet50 resnet152 --batch-sizes 512 1024 2048 \
     --epochs 1 --limit 20480 --json > $OUT/epochs.json && $PY -c 'import json,sys; from engine.bench.epochs import format_report; print(format_report(json.load(open(\"$OUT/epochs.json\"))))'"
+step 90 compiled-ro $PY -m engine bench epochs --models resnet18 --batch-sizes 512 2048 --epochs 1 --limit 20480 \
+    --compile reduce-overhead
 for lr in 0.4 0.8; do step 40 "r18-b2048-lr$lr" $TRAIN --model resnet18 --epochs 50 --batch-size 2048 --lr $lr --seeds 0; done
 step 60 r152-b2048 $TRAIN --model resnet152 --epochs 15 --batch-size 2048 --lr 0.4 --seeds 0
 for e in 4 5; do step 30 "quickstart-e$e" $TRAIN --model resnet18 --epochs $e --batch-size 128 --lr 0.1 --seeds 0; done
@@ -52,7 +57,8 @@ done
 for mode in joint mainnet-only; do
   step 70 "r50-15ep-$mode" $TRAIN --model resnet50 --mode $mode --epochs 15 --batch-size 512 --lr 0.2 --seeds 0
 done
-step 50 compiled-r18 $PY -m engine bench epochs --models resnet18 --batch-sizes 512 --epochs 2 --limit 20480 --compile
+step 150 compiled-ro-r152 $PY -m engine bench epochs --models resnet152 --batch-sizes 2048 --epochs 1 --limit 20480 \
+    --compile reduce-overhead
 step 60 text-distilbert $PY -m engine train --model data/gpu/shapes/distilbert --dataset rt-polarity --no-pretrained \
     --epochs 1 --batch-size 32 --lr 5e-5 --amp bf16 --seeds 0
 $PY -m engine summary --thetas 0.5 0.9 > "$OUT/summary.txt" 2>&1

@@ -129,3 +129,17 @@ def test_benchmarks_print_strict_json_of_what_they_measured(command, module, fun
     assert main(command) == 0
     assert strict_json(capsys.readouterr().out) == {"ratio_median": None, "rows": [{"speedup": None, "n": 3}],
                                                     "device": "cpu (test)"}
+
+
+@pytest.mark.parametrize("flags, mode", [([], None), (["--compile"], "default"),
+                                         (["--compile", "reduce-overhead"], "reduce-overhead")])
+def test_bench_epochs_compile_takes_an_optional_mode(flags, mode, capsys, monkeypatch):
+    import engine.bench.epochs as epochs
+
+    seen = {}
+    monkeypatch.setattr(epochs, "bench_epochs", lambda **kw: seen.update(kw) or {"rows": []})
+    assert main(["bench", "epochs", *flags, "--json"]) == 0
+    assert seen["compile_step"] == mode
+    with pytest.raises(SystemExit):
+        main(["bench", "epochs", "--compile", "max-speed"])
+    assert "invalid choice: 'max-speed'" in capsys.readouterr().err

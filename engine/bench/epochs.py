@@ -4,7 +4,8 @@ paper's vision grid projected from them (the GPU question of issue 10).
 Each setting (model, batch size) trains the engine's own step (engine.train.train_step) on
 GPU-resident Fashion-MNIST batches (engine.batches.ImageBatches: the augmentation runs on the
 device, no DataLoader workers, no per-step host synchronisation), bf16 autocast + channels_last,
-optionally with the whole step compiled (torch.compile). The first epoch (or `--limit` images of
+optionally with the whole step compiled (torch.compile; mode "reduce-overhead" replays CUDA graphs
+on a GPU, where eager steps at these small maps are bound by kernel launches). The first epoch (or `--limit` images of
 it) warms up; the next ones are timed between device synchronisations. `--small-maps both` times
 each setting with and without engine.mainnets.small_maps (ResNet convolutions on <= 2x2 maps as
 one GEMM while training on the CPU) and prints the ratio measured in the same run.
@@ -34,8 +35,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.device, compile_step: bool,
+def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.device, compile_step: str | None,
                 limit: int | None, small_maps: bool = True) -> dict:
+    """compile_step: None (eager) or a torch.compile mode ("default", "reduce-overhead", ...)."""
     cfg = TrainConfig(model=model_name, dataset="fashion-mnist", batch_size=batch_size, epochs=1, amp="bf16",
                       optimizer="sgd", schedule="onecycle", lr=0.05, device=str(device)).resolved()
     data = load_data(cfg, 0)
@@ -46,7 +48,8 @@ def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.dev
     n = min(limit or len(batches), len(batches))
     steps = n // batch_size
     optimizer, _, _ = optimizer_for(cfg, param_groups(model, cfg), steps)
-    step = torch.compile(train_step) if compile_step else train_step
+    step = torch.compile(train_step, mode=compile_step) if compile_step else train_step
+    graphs = compile_step in ("reduce-overhead", "max-autotune") and device.type == "cuda"
     gen = torch.Generator().manual_seed(0)
     times = []
     for epoch in range(epochs + 1):  # epoch 0 warms up (and compiles)
@@ -56,6 +59,8 @@ def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.dev
         for i, (x, y) in enumerate(batches.iterate(batch_size, shuffle=True, generator=gen, train=True)):
             if i == steps:
                 break
+            if graphs:  # the previous step's graph outputs are consumed: a new step of the CUDA graph tree
+                torch.compiler.cudagraph_mark_step_begin()
             loss += step(model, optimizer, x, y, cfg, device)
         _sync(device)
         if epoch:
@@ -68,7 +73,7 @@ def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.dev
 
 
 def bench_epochs(models: list[str], batch_sizes: list[int], epochs: int = 2, device: str = "auto",
-                 compile_step: bool = False, limit: int | None = None, small_maps: str = "on") -> dict:
+                 compile_step: str | None = None, limit: int | None = None, small_maps: str = "on") -> dict:
     """small_maps: "on" (the engine's default), "off", or "both" (each setting timed both ways)."""
     dev = pick_device(device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
@@ -87,7 +92,7 @@ def format_report(out: dict) -> str:
     lines = [f"seconds per training epoch on {out['device']} (joint mode, bf16, channels_last, "
              f"data resident on the device; best of {out['epochs_timed']} timed epochs):"]
     for r in out["rows"]:
-        lines.append(f"  {r['model']:<10} batch {r['batch_size']:>5}{' compiled' if r['compiled'] else ''}"
+        lines.append(f"  {r['model']:<10} batch {r['batch_size']:>5}{' compiled (' + r['compiled'] + ')' if r['compiled'] else ''}"
                      f"{'' if r['small_maps'] else ' native convs only'}: "
                      f"{r['seconds_per_epoch']:8.2f} s per {r['epoch_images']:,} images ({r['images_per_s']:,.0f} img/s)")
     for on, off in zip(out["rows"][::2], out["rows"][1::2]):

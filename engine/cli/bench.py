@@ -126,7 +126,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--epochs", type=positive_int, default=2, help="timed epochs per setting (after one untimed warm-up)")
     e.add_argument("--limit", type=positive_int, help="images per epoch (default: the whole training split)")
     e.add_argument("--device", default="auto")
-    e.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    e.add_argument("--compile", nargs="?", const="default", metavar="MODE",
+                   choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+                   help="torch.compile the training step (MODE: default, or reduce-overhead: CUDA graphs on a GPU)")
     e.add_argument("--small-maps", choices=("on", "off", "both"), default="on",
                    help="ResNet convs on <= 2x2 maps as one GEMM while training on the CPU (engine.mainnets.small_maps); "
                         "both: time each setting with and without")
