@@ -6,12 +6,13 @@
 #      (batch 64 gave 12.9 h and 512 1.8 h on an H200, 2026-11-26: eager steps there are bound by
 #      kernel launches, 7.77 s against 1.20 s a ResNet18 epoch for 8x the batch)
 #   2. the same with the step compiled into CUDA graphs (torch.compile mode reduce-overhead)
-#   3. whether batch 2048 keeps the accuracy: ResNet18 for the grid's 50 epochs, ResNet152 for 15
+#   3. four seeds at once as four processes against one alone (scripts/gpu-concurrent.sh)
+#   4. whether batch 2048 keeps the accuracy: ResNet18 for the grid's 50 epochs, ResNet152 for 15
 #   then what the 2026-11-26 calls measured already, repeated as time allows:
-#   4. the CPU quickstart's vision recipe: fewest epochs / which batch keeps >= 92% (accuracy only)
-#   5. a 30-epoch ResNet18 with and without SideNet@layer1 (the SideNet gap's ceiling, Table 2)
-#   6. seconds per epoch of the text encoders' shapes (random weights; nothing downloads there)
-#   7. the reduced paper grid (repro-vision-gpu's ResNet34/50, then more seeds)
+#   5. the CPU quickstart's vision recipe: fewest epochs / which batch keeps >= 92% (accuracy only)
+#   6. a 30-epoch ResNet18 with and without SideNet@layer1 (the SideNet gap's ceiling, Table 2)
+#   7. seconds per epoch of the text encoders' shapes (random weights; nothing downloads there)
+#   8. the reduced paper grid (repro-vision-gpu's ResNet34/50, then more seeds)
 # A second call with SKIP="epochs compiled-ro ..." goes on where the first one stopped.
 # Needs data/fashion-mnist, data/rt-polarity and data/gpu (bash scripts/gpu-shapes.sh) carried.
 set -u
@@ -32,8 +33,9 @@ step() {  # seconds-needed label command...
   cp "$SIDENETS_DB" "$OUT/gpu.duckdb" 2>/dev/null
   return 0
 }
-TRAIN="$PY -m engine train --dataset fashion-mnist --optimizer sgd --schedule onecycle --momentum 0.9 --weight-decay 5e-4
-    --label-smoothing 0.1 --amp bf16"
+FAST="--dataset fashion-mnist --optimizer sgd --schedule onecycle --momentum 0.9 --weight-decay 5e-4 --label-smoothing 0.1
+    --amp bf16"
+TRAIN="$PY -m engine train $FAST"
 SKIP=${SKIP:-}  # labels to skip (done in an earlier call), space-separated
 done_before() { case " $SKIP " in *" $1 "*) return 0;; esac; return 1; }
 nvidia-smi -L | tee "$OUT/log.txt"
@@ -43,6 +45,8 @@ step 100 epochs sh -c "$PY -m engine bench epochs --models resnet18 resnet34 res
     --epochs 1 --limit 20480 --json > $OUT/epochs.json && $PY -c 'import json,sys; from engine.bench.epochs import format_report; print(format_report(json.load(open(\"$OUT/epochs.json\"))))'"
 step 90 compiled-ro $PY -m engine bench epochs --models resnet18 --batch-sizes 512 2048 --epochs 1 --limit 20480 \
     --compile reduce-overhead
+step 150 concurrent-4 env PY="$PY" bash scripts/gpu-concurrent.sh 4 $FAST --model resnet18 --epochs 15 --batch-size 512 \
+    --lr 0.2
 for lr in 0.4 0.8; do step 40 "r18-b2048-lr$lr" $TRAIN --model resnet18 --epochs 50 --batch-size 2048 --lr $lr --seeds 0; done
 step 60 r152-b2048 $TRAIN --model resnet152 --epochs 15 --batch-size 2048 --lr 0.4 --seeds 0
 for e in 4 5; do step 30 "quickstart-e$e" $TRAIN --model resnet18 --epochs $e --batch-size 128 --lr 0.1 --seeds 0; done
