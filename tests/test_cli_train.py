@@ -82,7 +82,61 @@ def test_quickstart_leaves_a_db_that_holds_runs_alone(tmp_path, capsys):
     db = tmp_path / "db.duckdb"
     Store(db).start_run(STORE_META)
     assert main(["--db", str(db), "quickstart"]) == 0
-    assert "already holds runs" in capsys.readouterr().err
+    assert "already holds runs of its own" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fake_quickstart(tmp_path, monkeypatch):
+    """The quickstart's real configs, with train_run storing a complete run of the (config, seed) at
+    once (or failing, for the configs in `fail`) and no worker process: (db, trained, queue, fail)."""
+    import engine.train
+    from engine.jobs import JobQueue
+
+    from helpers import STORE_META, run_payload
+
+    db, trained, fail = tmp_path / "db.duckdb", [], set()
+
+    def train_run(cfg, seed, store, progress=None):
+        run_id = store.start_run({**STORE_META, "seed": seed, "config": {**cfg.to_dict(), "seeds": [seed]}})
+        trained.append((cfg.model, seed))
+        if cfg.model in fail:
+            store.fail_run(run_id, "KeyboardInterrupt: ")
+            raise KeyboardInterrupt
+        samples, costs, epochs = run_payload()
+        store.finish_run(run_id, epochs=epochs, costs=costs, samples=samples, wall_time_s=1.0, checkpoint=None)
+        return run_id
+
+    monkeypatch.setattr(engine.train, "train_run", train_run)
+    monkeypatch.setattr(JobQueue, "ensure_worker", lambda self: True)
+    return db, trained, JobQueue(db=db), fail
+
+
+def test_an_interrupted_quickstart_resumes_without_queueing_twice(fake_quickstart, capsys):
+    from engine.presets import QUICKSTART_FOREGROUND, preset
+
+    db, trained, queue, fail = fake_quickstart
+    configs = preset("quickstart")
+    first = configs[0]
+    fail.add(first.model)  # Ctrl-C in the first run: a failed quickstart run, nothing queued
+    assert main(["--db", str(db), "quickstart"]) != 0
+    assert "interrupted" in capsys.readouterr().err
+    assert trained == [(first.model, first.seeds[0])] and queue.jobs() == []
+    fail.clear()
+    assert main(["--db", str(db), "quickstart"]) == 0  # the next `make run` goes on
+    assert trained[1:] == [(first.model, s) for s in first.seeds]
+    jobs = queue.jobs()
+    assert [j["config"]["model"] for j in jobs] == [c.model for c in configs[QUICKSTART_FOREGROUND:]]
+    assert [j["seeds"] for j in jobs] == [c.seeds for c in configs[QUICKSTART_FOREGROUND:]]
+    capsys.readouterr()
+    assert main(["--db", str(db), "quickstart"]) == 0  # done or queued: nothing trains, nothing queues twice
+    assert len(trained) == 1 + len(first.seeds) and len(queue.jobs()) == len(jobs)
+    assert "every configuration is trained or in the job queue" in capsys.readouterr().err
+    killed, cancelled = jobs  # the background jobs ended without their runs: queued again
+    queue._transition(killed["job_id"], "running")
+    queue._transition(killed["job_id"], "failed", error="killed")
+    queue.cancel(cancelled["job_id"])
+    assert main(["--db", str(db), "quickstart"]) == 0
+    assert len(queue.jobs()) == 2 * len(jobs) and len(trained) == 1 + len(first.seeds)
 
 
 @pytest.mark.slow

@@ -92,7 +92,8 @@ def format_report(out: dict) -> str:
     lines = [f"seconds per training epoch on {out['device']} (joint mode, bf16, channels_last, "
              f"data resident on the device; best of {out['epochs_timed']} timed epochs):"]
     for r in out["rows"]:
-        lines.append(f"  {r['model']:<10} batch {r['batch_size']:>5}{' compiled (' + r['compiled'] + ')' if r['compiled'] else ''}"
+        compiled = f" compiled ({r['compiled']})" if r["compiled"] else ""
+        lines.append(f"  {r['model']:<10} batch {r['batch_size']:>5}{compiled}"
                      f"{'' if r['small_maps'] else ' native convs only'}: "
                      f"{r['seconds_per_epoch']:8.2f} s per {r['epoch_images']:,} images ({r['images_per_s']:,.0f} img/s)")
     for on, off in zip(out["rows"][::2], out["rows"][1::2]):

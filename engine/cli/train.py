@@ -60,36 +60,56 @@ def cmd_train(args) -> int:
 
 def cmd_quickstart(args) -> int:
     """`make run`'s first half: train the quickstart's first configuration now (the explorer serves
-    once it is in), queue the rest as background jobs; nothing when the DB already holds runs."""
+    once it is in), queue the rest as background jobs. It resumes: (config, seed) pairs with a
+    complete run, or queued / running in a job, are skipped, so an interrupted quickstart goes on.
+    A DB holding any run from outside the quickstart is left alone."""
     from engine.cli.runs import print_summary
-    from engine.jobs import JobQueue
+    from engine.jobs import ACTIVE, JobQueue
     from engine.presets import QUICKSTART_FOREGROUND, preset
     from engine.store import Store
     from engine.train import train_run
 
     store = Store(args.db)
+    runs = []
     if store.path.exists():
         store.migrate()  # a DB of an older version: `make run` upgrades it (readers refuse old files)
-    if store.path.exists() and store.list_runs(include_all=True):
-        print(f"{store.path} already holds runs; skipping the quickstart training", file=sys.stderr)
+        runs = store.list_runs(include_all=True)
+    if any(r["config"].get("preset") != "quickstart" for r in runs):
+        print(f"{store.path} already holds runs of its own; skipping the quickstart training", file=sys.stderr)
         return 0
+    complete = [r for r in runs if r["status"] == "complete"]
     configs = [c.resolved() for c in preset("quickstart")]
     now, later = configs[:QUICKSTART_FOREGROUND], configs[QUICKSTART_FOREGROUND:]
     done = []
     for cfg in now:
         for seed in cfg.seeds:
+            if complete_run_of(cfg, seed, store, complete):
+                continue
             print(f"quickstart: training {cfg.model} on {cfg.dataset} ({cfg.mode}, seed {seed})", file=sys.stderr,
                   flush=True)
             done.append(train_run(cfg, seed, store))
-    if later:
-        queue = JobQueue(db=store.path)
-        for cfg in later:
-            queue.submit(cfg.to_dict(), cfg.seeds, label=f"quickstart: {cfg.model} on {cfg.dataset} ({cfg.mode})")
+    queue = JobQueue(db=store.path)
+    queued = [_without_seeds(j["config"]) for j in queue.jobs() if j["state"] in ACTIVE] if later else []
+    submitted = 0
+    for cfg in later:
+        missing = [s for s in cfg.seeds if not complete_run_of(cfg, s, store, complete)]
+        if missing and _without_seeds(cfg.to_dict()) not in queued:
+            queue.submit(cfg.to_dict(), missing, label=f"quickstart: {cfg.model} on {cfg.dataset} ({cfg.mode})")
+            submitted += 1
+    if submitted:
         queue.ensure_worker()
-        print(f"quickstart: {len(later)} more configuration(s) train in the background; their runs appear in "
+        print(f"quickstart: {submitted} more configuration(s) train in the background; their runs appear in "
               "the explorer as they land (progress on its Train page)", file=sys.stderr)
-    print_summary(store, done)
+    if not done and not submitted:
+        print("quickstart: every configuration is trained or in the job queue", file=sys.stderr)
+    if done:
+        print_summary(store, done)
     return 0
+
+
+def _without_seeds(config: dict) -> dict:
+    """A config as JSON has it (lists, not tuples), its seeds left out: the same configuration."""
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "seeds"}
 
 
 def add_parsers(sub) -> None:
@@ -123,5 +143,5 @@ def add_parsers(sub) -> None:
     t.set_defaults(func=cmd_train)
 
     q = sub.add_parser("quickstart", help="train the quickstart's first configuration, queue the rest in the "
-                       "background (nothing if the DB holds runs)")
+                       "background; resumes an interrupted quickstart (nothing if the DB holds other runs)")
     q.set_defaults(func=cmd_quickstart)
