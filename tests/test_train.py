@@ -181,6 +181,17 @@ def test_frozen_mode_leaves_the_mainnet_untouched(tmp_path):
     only_main, frozen_main = store.logits(only)["heads"]["main"], store.logits(frozen)["heads"]["main"]
     np.testing.assert_allclose(frozen_main, only_main, atol=1e-3, rtol=1e-3)
     assert (frozen_main.argmax(1) == only_main.argmax(1)).mean() >= 0.98
+    # its base deleted, the frozen run still loads: its checkpoint is kept while the frozen run reads it
+    base_ckpt = path_of(store, store.get_run(only)["checkpoint"])
+    assert store.delete_run(only) and base_ckpt.exists()
+    kept, _, _ = model_for_run(store.get_run(frozen), store)
+    for key, value in after.state_dict().items():
+        assert torch.equal(value, kept.state_dict()[key]), key
+    base_ckpt.rename(tmp_path / "away.safetensors")
+    with pytest.raises(UserError, match=f"run {only}, the backbone this run was initialised from, was deleted"):
+        model_for_run(store.get_run(frozen), store)
+    (tmp_path / "away.safetensors").rename(base_ckpt)
+    assert store.delete_run(frozen) and not base_ckpt.exists()  # its last reader gone
 
 
 @pytest.mark.slow

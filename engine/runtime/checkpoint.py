@@ -74,7 +74,7 @@ def load_weights(model: SideNetModel, run: dict, store, sidenets_optional: bool 
     with safe_open(str(ckpt), "pt") as f:
         backbone = (f.metadata() or {}).get("backbone", "full")
     if backbone.startswith("run:"):
-        load_weights(model, store.get_run(backbone[4:]), store, sidenets_optional=True)
+        load_weights(model, _backbone_run(backbone[4:], store), store, sidenets_optional=True)
     state = load_file(str(ckpt))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
@@ -85,6 +85,19 @@ def load_weights(model: SideNetModel, run: dict, store, sidenets_optional: bool 
     bad = [m for m in missing if not m.startswith(allowed)] if allowed else missing
     if bad:
         raise UserError(f"run {run['run_id']}'s checkpoint does not fit this model (missing {bad[:3]})")
+
+
+def _backbone_run(run_id: str, store) -> dict:
+    """The run a frozen run was initialised from; once deleted, its checkpoint, which delete keeps
+    while a run reads it."""
+    try:
+        return store.get_run(run_id)
+    except UserError:
+        kept = paths.checkpoint_file(store.path, run_id)
+        if kept is None or not kept.is_file():
+            raise UserError(f"run {run_id}, the backbone this run was initialised from, was deleted and its "
+                            "checkpoint is gone") from None
+        return {"run_id": run_id, "checkpoint": str(kept)}
 
 
 def save(model: SideNetModel, store, run_id: str, backbone: str) -> str:

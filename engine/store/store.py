@@ -246,15 +246,27 @@ class Store(Transfers):
                 return False
             if row["status"] == "running":
                 raise UserError(f"run {run_id} started training again meanwhile (pid {row['pid']}); not deleted")
-            used = con.execute("SELECT count(*) FROM runs WHERE run_id <> ? AND "
-                               "json_extract_string(config, '$.init_from') = ?", [run_id, run_id]).fetchall()[0][0]
+            used = self._users(con, run_id)
+            base = con.execute("SELECT json_extract_string(config, '$.init_from') FROM runs WHERE run_id = ?",
+                               [run_id]).fetchall()[0][0]
             con.execute("BEGIN TRANSACTION")
             for table in ("samples", "costs", "epochs", "latency", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             con.execute("COMMIT")
+            # a deleted base whose checkpoint was kept for this run, now read by none
+            base_gone = bool(base) and not self._users(con, base) and con.execute(
+                "SELECT count(*) FROM runs WHERE run_id = ?", [base]).fetchall()[0][0] == 0
         if not used:  # a frozen-mode run built on this one still reads its checkpoint
             self._remove_checkpoint(run_id)
+        if base_gone:
+            self._remove_checkpoint(base)
         return True
+
+    @staticmethod
+    def _users(con, run_id: str) -> int:
+        """How many other runs were initialised from this one (--init-from: they read its checkpoint)."""
+        return con.execute("SELECT count(*) FROM runs WHERE run_id <> ? AND json_extract_string(config, '$.init_from') "
+                           "= ?", [run_id, run_id]).fetchall()[0][0]
 
     def _run_row(self, con, run_id: str) -> dict | None:
         """The run's row after its status is brought up to date (a dead run's 'running' becomes 'failed')."""

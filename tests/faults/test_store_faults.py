@@ -294,6 +294,7 @@ def test_orphan_checkpoints_are_removed_and_nothing_else(sandbox):
                                                        "running.safetensors"]
     assert store.delete_run(keep) and not (ckpts / "complete.safetensors").exists()
     assert store.delete_run(frozen_base) and (ckpts / "base.safetensors").exists()  # the frozen run still reads it
+    assert store.delete_run("frozen") and not (ckpts / "base.safetensors").exists()  # now none does
     assert (sandbox.outside / "canary.txt").read_text() == "nothing may write or delete me\n"
 
 
