@@ -153,10 +153,11 @@ def resolve_init_from(cfg: TrainConfig, seed: int, store) -> TrainConfig:
     if cfg.init_from != FROM_MAINNET_ONLY:
         return cfg
     found = [r for r in store.list_runs() if r["mode"] == "mainnet-only" and r["model"] == cfg.model
-             and r["dataset"] == cfg.dataset and r["seed"] == seed]
+             and r["dataset"] == cfg.dataset and r["seed"] == seed and not checkpoint.init_mismatch(cfg, r)]
     if not found:
-        raise UserError(f"no complete mainnet-only run of {cfg.model} on {cfg.dataset} with seed {seed} to freeze: "
-                        "train it first (the preset lists it before its frozen runs)")
+        raise UserError(f"no complete mainnet-only run of {cfg.model} on {cfg.dataset} with seed {seed} (stem "
+                        f"{cfg.stem}, pooling {cfg.pooling}) to freeze: train it first (the preset lists it before its "
+                        "frozen runs)")
     return dataclasses.replace(cfg, init_from=found[0]["run_id"])
 
 

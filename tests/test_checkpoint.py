@@ -95,3 +95,34 @@ def test_provenance_names_device_versions_and_commit():
     prov = checkpoint.provenance(torch.device("cpu"))
     assert prov["device"].startswith("cpu (") and prov["versions"]["torch"] == torch.__version__
     assert set(prov["versions"]) >= {"python", "torch", "numpy", "duckdb"} and len(prov["git_commit"]) == 40
+
+
+def _base(run_id, **config):
+    trained = {"stem": "paper", "pooling": None, "max_length": None, **config}
+    return {"run_id": run_id, "model": trained.pop("model", "resnet18"), "dataset": trained.pop("dataset", "fashion-mnist"),
+            "checkpoint": f"checkpoints/{run_id}.safetensors", "config": trained}
+
+
+def test_init_from_refuses_a_run_of_another_network_or_for_frozen_another_dataset():
+    frozen = TrainConfig(model="resnet18", mode="frozen", init_from="b").resolved()
+    joint = TrainConfig(model="resnet18", init_from="b").resolved()
+    assert checkpoint.init_mismatch(frozen, _base("b")) is None
+    assert checkpoint.init_mismatch(frozen, _base("b", dataset="cifar10")) == (
+        "run b was trained with dataset 'cifar10' (this run: 'fashion-mnist')")
+    assert checkpoint.init_mismatch(joint, _base("b", dataset="cifar10")) is None  # fine-tuning from another dataset
+    for cfg in (frozen, joint):  # the max-pool has no weights: a torchvision-stem run would load without complaint
+        assert "stem 'torchvision' (this run: 'paper')" in checkpoint.init_mismatch(cfg, _base("b", stem="torchvision"))
+    assert "model 'resnet34'" in checkpoint.init_mismatch(joint, _base("b", model="resnet34"))
+    runs = [_base("ok"), _base("other-data", dataset="cifar10"), _base("old-stem", stem="torchvision"),
+            {**_base("no-file"), "checkpoint": None}]
+    assert checkpoint.frozen_bases("resnet18", "fashion-mnist", runs) == ["ok"]
+    assert checkpoint.frozen_bases("resnet18", "no-such-dataset", runs) == []
+
+
+def test_initialise_names_the_mismatch(tmp_path, monkeypatch):
+    store = Store(tmp_path / "db.duckdb")
+    monkeypatch.setattr(store, "get_run", lambda run_id: {**_base(run_id, dataset="cifar10"), "status": "complete"})
+    cfg = TrainConfig(model="resnet18", mode="frozen", init_from="b", limit=16).resolved()
+    with pytest.raises(UserError, match=r"^run b was trained with dataset 'cifar10' \(this run: 'fashion-mnist'\); "
+                                        "initialise from a run that matches$"):
+        checkpoint.initialise(None, cfg, store)

@@ -49,6 +49,26 @@ def path_of(store, stored: str | None) -> Path | None:
     return p if p.is_absolute() else store.path.parent / p
 
 
+def init_mismatch(cfg: TrainConfig, source: dict) -> str | None:
+    """Why a run cannot initialise this config, or None: the same model, stem and pooling always
+    (the weights would load into another network); in frozen mode, where the MainNet is kept as it
+    is, the same dataset and max length too."""
+    fields = ("model", "stem", "pooling") + (("dataset", "max_length") if cfg.mode == "frozen" else ())
+    trained = {**(source.get("config") or {}), "model": source.get("model"), "dataset": source.get("dataset")}
+    bad = [f"{f} {trained[f]!r} (this run: {getattr(cfg, f)!r})" for f in fields
+           if trained.get(f) is not None and trained[f] != getattr(cfg, f)]
+    return f"run {source['run_id']} was trained with {', '.join(bad)}" if bad else None
+
+
+def frozen_bases(model: str, dataset: str, runs: list[dict]) -> list[str]:
+    """The runs (of `runs`, complete ones) a frozen run of this model and dataset can start from."""
+    try:
+        probe = TrainConfig(model=model, dataset=dataset, mode="frozen", init_from="-").resolved()
+    except UserError:
+        return []
+    return [r["run_id"] for r in runs if r.get("checkpoint") and not init_mismatch(probe, r)]
+
+
 def initialise(model: SideNetModel, cfg: TrainConfig, store) -> str:
     """Load --init-from weights and freeze what the mode freezes; returns the backbone's provenance."""
     backbone = "pretrained" if cfg.pretrained else "scratch"
@@ -56,6 +76,8 @@ def initialise(model: SideNetModel, cfg: TrainConfig, store) -> str:
         source = store.get_run(cfg.init_from)
         if source["status"] != "complete":
             raise UserError(f"run {cfg.init_from} is {source['status']}; initialise from a complete run")
+        if problem := init_mismatch(cfg, source):
+            raise UserError(f"{problem}; initialise from a run that matches")
         load_weights(model, source, store, sidenets_optional=True)
         backbone = f"run:{cfg.init_from}"
     if cfg.mode in ("frozen", "head"):

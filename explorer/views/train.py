@@ -96,10 +96,12 @@ with st.container(border=True):
         lr = d.number_input("Learning rate (0: the paper's)", 0.0, 1.0, 0.0, format="%.6f", key="train_lr")
         init_from = None
         if mode == "frozen":
-            candidates = [r["run_id"] for r in (cache.list_runs() if not cache.db_problem() else [])
-                          if r["model"] == model and r.get("checkpoint")]
+            from engine.runtime.checkpoint import frozen_bases
+
+            candidates = frozen_bases(model, dataset, cache.list_runs() if not cache.db_problem() else [])
             init_from = st.selectbox("Initialise the MainNet from run", candidates, key="train_init_from",
-                                     help="Frozen mode trains only the SideNet on an already-trained MainNet.")
+                                     help="Frozen mode trains only the SideNet on an already-trained MainNet: the "
+                                          "runs of this model and dataset with a checkpoint.")
         seeds_text = st.text_input("Seeds", "0", key="train_seeds", help="One run per seed: '0 1 2' or '0-4'.")
         config = {"model": model, "dataset": dataset, "mode": mode, "attach": list(attach),
                   "sidenet_hidden": int(hidden), "sidenet_order": order, "epochs": int(epochs) or None,
