@@ -88,7 +88,10 @@ class FeatureCache:
                        "rebuilding it", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
             return None
-        return torch.from_numpy(np.load(folder / "features.npy"))
+        try:
+            return torch.from_numpy(np.load(folder / "features.npy"))
+        except (OSError, ValueError):  # removed or replaced meanwhile (`features rm`): built again under the lock
+            return None
 
     @staticmethod
     def _check(folder: Path, key: dict, labels: np.ndarray) -> str | None:
@@ -119,24 +122,37 @@ class FeatureCache:
         missing = [tap for tap, value in out.items() if value is None]
         if not missing:
             return out
-        lock_path = self.root / ".locks" / f"{self.entry_id(sorted(keys.items()))}.lock"
+        with contextlib.ExitStack() as held:
+            for lock_id in sorted({self.split_id(keys[tap]) for tap in missing}):  # in order: no deadlock
+                held.enter_context(self._locked(lock_id))
+            for tap in missing:  # built by another process while this one waited?
+                out[tap] = self.read(keys[tap], labels)
+            missing = [tap for tap in missing if out[tap] is None]
+            if missing:
+                arrays = compute(missing)
+                for tap in missing:
+                    self._write(keys[tap], np.asarray(arrays[tap], dtype=np.float16), labels, source)
+                    out[tap] = self.read(keys[tap], labels)
+                    if out[tap] is None:
+                        raise UserError(f"feature cache: the entry for {tap} could not be read back after writing")
+        return out
+
+    def split_id(self, key: dict) -> str:
+        """What the entries of one backbone pass over one split share (every field but the tap):
+        builders of any of them take this one lock, whichever taps each asks for."""
+        return self.entry_id({k: v for k, v in key.items() if k != "tap"})
+
+    @contextlib.contextmanager
+    def _locked(self, lock_id: str):
+        """An exclusive flock on .locks/<lock_id>.lock: another process building there waits."""
+        lock_path = self.root / ".locks" / f"{lock_id}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # another process building the same entries: wait for it
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                for tap in missing:  # built by another process while this one waited?
-                    out[tap] = self.read(keys[tap], labels)
-                missing = [tap for tap in missing if out[tap] is None]
-                if missing:
-                    arrays = compute(missing)
-                    for tap in missing:
-                        self._write(keys[tap], np.asarray(arrays[tap], dtype=np.float16), labels, source)
-                        out[tap] = self.read(keys[tap], labels)
-                        if out[tap] is None:
-                            raise UserError(f"feature cache: the entry for {tap} could not be read back after writing")
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-        return out
 
     def _write(self, key: dict, features: np.ndarray, labels: np.ndarray, source: dict | None = None) -> None:
         folder = self.folder(key)

@@ -81,6 +81,36 @@ def test_two_processes_building_the_same_entries_take_turns(cache_dir, tmp_path)
     assert not list(cache_dir.glob("*/.*.tmp-*"))
 
 
+def test_builders_asking_for_different_taps_of_one_split_take_turns(cache_dir):
+    """Two runs attached at {block3} and {block3, block5} share the split's "head" and "block3"
+    entries: the second waits for the first's pass and builds only what is still missing."""
+    import threading
+
+    base = {"model": "m", "weights": "w", "dataset": "d", "split": "train", "prep": {}}
+    keys = {t: {**base, "tap": t} for t in ("head", "block3", "block5")}
+    labels, started, release, built = np.arange(4), threading.Event(), threading.Event(), []
+
+    def compute(taps, wait=False):
+        built.append(sorted(taps))
+        if wait:
+            started.set()
+            assert release.wait(30)
+        return {t: np.full((4, 2), len(t), np.float32) for t in taps}
+
+    first = threading.Thread(target=lambda: FeatureCache().get(
+        {t: keys[t] for t in ("head", "block3")}, labels, lambda taps: compute(taps, wait=True)))
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=lambda: FeatureCache().get(keys, labels, compute))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting on the split's lock, not building the same entries
+    release.set()
+    first.join(30), second.join(30)
+    assert built == [["block3", "head"], ["block5"]]
+    assert sorted(e["tap"] for e in FeatureCache().entries()) == ["block3", "block5", "head"]
+
+
 def test_a_full_disk_leaves_no_half_entry(cache_dir, monkeypatch):
     def full(*_args, **_kw):
         raise OSError(28, "No space left on device")
