@@ -30,3 +30,10 @@ def test_bench_train_step_reports_each_round():
         assert r["engine_img_s"] > 0 and r["plain_img_s"] > 0
         assert r["ratio"] == pytest.approx(r["engine_img_s"] / r["plain_img_s"])
     assert min(r["ratio"] for r in out["rounds"]) <= out["ratio_median"] <= max(r["ratio"] for r in out["rounds"])
+
+
+def test_bench_train_takes_only_resnets():
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match="give a ResNet .* not 'efficientnet-lite0'"):
+        bench_train_step(model="efficientnet-lite0")

@@ -143,3 +143,9 @@ def test_bench_epochs_compile_takes_an_optional_mode(flags, mode, capsys, monkey
     with pytest.raises(SystemExit):
         main(["bench", "epochs", "--compile", "max-speed"])
     assert "invalid choice: 'max-speed'" in capsys.readouterr().err
+
+
+def test_bench_epochs_refuses_a_limit_smaller_than_a_batch(capsys):
+    assert main(["bench", "epochs", "--batch-sizes", "64", "512", "--limit", "100"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --limit 100 holds no batch of 512 images: give --limit >= the "
+                                               "largest --batch-sizes")

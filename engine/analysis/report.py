@@ -197,6 +197,8 @@ def write_report(store, out: str | Path = "report", dataset: list[str] | None = 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create {out}: {err.strerror or err}") from err
+    if reproduction and (Path(reproduction).is_dir() or not Path(reproduction).parent.is_dir()):
+        raise UserError(f"--reproduction {reproduction}: give a file in an existing folder")
     data = load(store, dataset)
     written = []
     sections = []
@@ -218,6 +220,9 @@ def write_report(store, out: str | Path = "report", dataset: list[str] | None = 
     written.append(out / "README.md")
     if reproduction:
         path = Path(reproduction)
-        path.write_text(claims.reproduction_markdown(data, store))
+        try:
+            path.write_text(claims.reproduction_markdown(data, store))
+        except OSError as err:
+            raise UserError(f"cannot write {path}: {err.strerror or err}; the report itself is in {out}") from err
         written.append(path)
     return written

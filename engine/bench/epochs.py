@@ -22,6 +22,7 @@ import torch
 
 from engine.batches import ImageBatches
 from engine.config import TrainConfig
+from engine.errors import UserError
 from engine.mainnets.small_maps import use_small_map_convs
 from engine.runtime.device import device_label, pick_device
 from engine.train import build_model, load_data, optimizer_for, param_groups, train_step
@@ -75,6 +76,9 @@ def time_epochs(model_name: str, batch_size: int, epochs: int, device: torch.dev
 def bench_epochs(models: list[str], batch_sizes: list[int], epochs: int = 2, device: str = "auto",
                  compile_step: str | None = None, limit: int | None = None, small_maps: str = "on") -> dict:
     """small_maps: "on" (the engine's default), "off", or "both" (each setting timed both ways)."""
+    if limit is not None and limit < max(batch_sizes):
+        raise UserError(f"--limit {limit} holds no batch of {max(batch_sizes)} images: give --limit >= the largest "
+                        "--batch-sizes")
     dev = pick_device(device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     ways = {"on": (True,), "off": (False,), "both": (True, False)}[small_maps]

@@ -14,9 +14,10 @@ from torch import nn
 
 from engine.config import TrainConfig
 from engine.datasets import load_dataset
+from engine.errors import UserError
 from engine.runtime.device import pick_device
 from engine.runtime.latency import timer
-from engine.train import build_model, train_step
+from engine.train import build_model, optimizer_for, param_groups, train_step
 
 
 class PlainResNetWithSideNet(nn.Module):
@@ -35,6 +36,9 @@ class PlainResNetWithSideNet(nn.Module):
 
 
 def bench_train_step(model: str = "resnet18", steps: int = 20, rounds: int = 3, batch_size: int = 64) -> dict:
+    if not model.startswith("resnet"):
+        raise UserError(f"bench train compares the engine's step with a hand-written ResNet loop: give a ResNet "
+                        f"(resnet18, resnet34, resnet50, resnet152), not {model!r}")
     device = pick_device("auto")
     cfg = TrainConfig(model=model, dataset="fashion-mnist", batch_size=batch_size).resolved()
     data = load_dataset("fashion-mnist", limit=batch_size * steps)
@@ -48,8 +52,8 @@ def bench_train_step(model: str = "resnet18", steps: int = 20, rounds: int = 3, 
     twin, _ = build_model(cfg, data)
     plain = PlainResNetWithSideNet(twin.mainnet.net, twin.sidenets["1"])
     engine_model.to(device).train(), plain.to(device).train()
-    opt_engine = torch.optim.Adam(engine_model.parameters(), lr=cfg.lr)
-    opt_plain = torch.optim.Adam(plain.parameters(), lr=cfg.lr)
+    opt_engine, _, _ = optimizer_for(cfg, param_groups(engine_model, cfg), steps)  # what training uses: fused
+    opt_plain = torch.optim.Adam(plain.parameters(), lr=cfg.lr, fused=True)
 
     def run_engine():
         for x, y in batches:
