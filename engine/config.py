@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine import datasets, mainnets
 from engine.errors import UserError
+from engine.jobs.progress import MAX_SEEDS
 from engine.sidenet import ORDERS
 
 MODES = ("joint", "head", "frozen", "mainnet-only")
@@ -33,7 +34,6 @@ AMP_CHOICES = ("auto", "bf16", "none")  # bf16 autocast: on CUDA by default / al
 AUGMENTS = ("crop-flip", "flip", "none")  # images, training: the paper's pad-4 crop + flip / a flip / none
 PAPER_DEFAULTS = {"image": {"lr": 3e-4, "epochs": 50, "batch_size": 64},
                   "text": {"lr": 3e-6, "epochs": 20, "batch_size": 32}}
-MAX_SEEDS = 50
 FROM_MAINNET_ONLY = "@mainnet-only"  # init_from: the same model/dataset/seed's mainnet-only run in the DB
 
 # field -> (smallest allowed value, largest or None); ints, then floats (finite)

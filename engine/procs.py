@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 
 
@@ -68,3 +69,13 @@ def alive(pid, start=None) -> bool:
     if ticks is None:
         return False
     return start is None or (isinstance(start, int) and not isinstance(start, bool) and ticks == start)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a cancel, `delete --cancel`) raises KeyboardInterrupt in this process, so a training
+    run records itself as failed instead of vanishing."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")

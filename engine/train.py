@@ -27,14 +27,13 @@ from engine.config import FROM_MAINNET_ONLY, TrainConfig
 from engine.datasets import DatasetSplits, load_dataset
 from engine.errors import UserError
 from engine.faults import point
-from engine.features import FeatureCache, compute_features, weights_digest
+from engine.features import EVAL_BATCH, FeatureCache, compute_features, weights_digest
 from engine.model import SideNetModel, classifier_prefix
 from engine.runtime import checkpoint
 from engine.runtime.device import amp_dtype, autocast, pick_device
 from engine.store import Store
 
 Progress = Callable[[dict], None]
-EVAL_BATCH = 256
 # the settings that decide a cached backbone's features (kept with each cache entry as its source)
 CACHE_SOURCE_FIELDS = ("model", "dataset", "mode", "init_from", "pretrained", "stem", "pooling", "max_length", "limit",
                        "amp", "device")

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.errors import UserError
-from engine.store import SCHEMA_VERSION, Store, pid_alive
+from engine.procs import alive as pid_alive
+from engine.store import SCHEMA_VERSION, Store
 
 from helpers import REPO, STORE_META, cli, run_payload
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 
 import numpy as np
 
+from engine import procs
 from engine.errors import UserError
 
 
@@ -80,12 +80,8 @@ def _jobs(args) -> int:
     return main([*args.rest, "--db", args.db] if forward else args.rest)
 
 
-def _terminate(signum, _frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")  # lets a training run record itself as failed
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    procs.interrupt_on_sigterm()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

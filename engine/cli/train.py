@@ -124,7 +124,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--seeds", nargs="+", type=int)
     t.add_argument("--epochs", type=positive_int), t.add_argument("--batch-size", type=positive_int)
     t.add_argument("--lr", type=float), t.add_argument("--lr-factor", type=float)
-    t.add_argument("--head-lr", type=float, help="learning rate of the new heads (SideNets, final head); default: --lr. In head and frozen "
+    t.add_argument("--head-lr", type=float,
+                   help="learning rate of the new heads (SideNets, final head); default: --lr. In head and frozen "
                         "modes every trainable weight is a head: this rate is the one used")
     t.add_argument("--optimizer", choices=OPTIMIZERS), t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--momentum", type=float), t.add_argument("--weight-decay", type=float)

@@ -124,15 +124,11 @@ class Worker:
         return 1
 
 
-def _terminate(signum, _frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
-
-
 def run_job(job_dir: str | os.PathLike, db: str | os.PathLike | None = None) -> int:
     """Train one running job's seeds (in this process) and record its outcome in spec.json.
 
     Writes to `db` (the worker's --db); the spec's own `db` field is never used."""
-    signal.signal(signal.SIGTERM, _terminate)
+    procs.interrupt_on_sigterm()
     job_dir = Path(job_dir).absolute()
     queue = JobQueue(job_dir.parent, db, revive=False)
     job_id = job_dir.name

@@ -39,11 +39,6 @@ STOP_TIMEOUT_S = 60.0  # delete --cancel: how long a run's process may take to r
 DEAD_RUN = "the training process ended without finishing (killed?)"
 
 
-def pid_alive(pid) -> bool:
-    """True if the process exists and is not a zombie (an exited child nobody has reaped)."""
-    return procs.alive(pid)
-
-
 def run_process_alive(row: dict) -> bool:
     """Whether a 'running' run's process still runs: same host, the pid alive, and that process
     started before the run did (a recycled pid started later)."""
