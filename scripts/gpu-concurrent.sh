@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Several seeds on one GPU at once, as separate processes (each its own DB, imported into
-# $SIDENETS_DB as it lands): one run alone, then N at once, and the throughput ratio. Eager
+# $SIDENETS_DB: the solo run's at once, the others' once all have ended): one run alone, then N at
+# once, and the throughput ratio. Eager
 # training steps at 32 px leave the GPU idle between kernel launches; N processes launch from N
 # CPU threads.
 #   bash scripts/gpu-concurrent.sh N TRAIN-ARGS...   (from gpu-run.sh; the runs' seeds are 0..N)

@@ -163,4 +163,4 @@ def test_bad_outputs_are_one_line_errors(report, tmp_path):
     for bad in (tmp_path / "no-such-folder" / "R.md", tmp_path):  # refused before any work
         with pytest.raises(UserError, match=f"--reproduction {bad}: give a file in an existing folder"):
             write_report(report["store"], out=tmp_path / "o2", reproduction=bad)
-        assert not (tmp_path / "o2" / "README.md").exists()
+        assert not (tmp_path / "o2").exists()

@@ -108,7 +108,10 @@ def test_init_from_refuses_a_run_of_another_network_or_for_frozen_another_datase
     joint = TrainConfig(model="resnet18", init_from="b").resolved()
     assert checkpoint.init_mismatch(frozen, _base("b")) is None
     assert checkpoint.init_mismatch(frozen, _base("b", dataset="cifar10")) == (
-        "run b was trained with dataset 'cifar10' (this run: 'fashion-mnist')")
+        "run b was trained with dataset 'cifar10' (this run: 'fashion-mnist'); initialise from a run that matches")
+    assert checkpoint.init_mismatch(frozen, {**_base("f", init_from="b"), "mode": "frozen"}) == (
+        "run f is a frozen run itself: initialise from its MainNet's run, b")  # no chains of kept checkpoints
+    assert checkpoint.init_mismatch(joint, {**_base("f", init_from="b"), "mode": "frozen"}) is None
     assert checkpoint.init_mismatch(joint, _base("b", dataset="cifar10")) is None  # fine-tuning from another dataset
     for cfg in (frozen, joint):  # the max-pool has no weights: a torchvision-stem run would load without complaint
         assert "stem 'torchvision' (this run: 'paper')" in checkpoint.init_mismatch(cfg, _base("b", stem="torchvision"))

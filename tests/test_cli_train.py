@@ -88,20 +88,21 @@ def test_quickstart_leaves_a_db_that_holds_runs_alone(tmp_path, capsys):
 @pytest.fixture
 def fake_quickstart(tmp_path, monkeypatch):
     """The quickstart's real configs, with train_run storing a complete run of the (config, seed) at
-    once (or failing, for the configs in `fail`) and no worker process: (db, trained, queue, fail)."""
+    once (or failing with the exception in `fail[model]`) and no worker process: (db, trained, queue, fail)."""
     import engine.train
     from engine.jobs import JobQueue
 
     from helpers import STORE_META, run_payload
 
-    db, trained, fail = tmp_path / "db.duckdb", [], set()
+    db, trained, fail = tmp_path / "db.duckdb", [], {}
 
     def train_run(cfg, seed, store, progress=None):
         run_id = store.start_run({**STORE_META, "seed": seed, "config": {**cfg.to_dict(), "seeds": [seed]}})
         trained.append((cfg.model, seed))
         if cfg.model in fail:
-            store.fail_run(run_id, "KeyboardInterrupt: ")
-            raise KeyboardInterrupt
+            err = fail[cfg.model]
+            store.fail_run(run_id, f"{err.__class__.__name__}: {err}")
+            raise err
         samples, costs, epochs = run_payload()
         store.finish_run(run_id, epochs=epochs, costs=costs, samples=samples, wall_time_s=1.0, checkpoint=None)
         return run_id
@@ -116,8 +117,8 @@ def test_an_interrupted_quickstart_resumes_without_queueing_twice(fake_quickstar
 
     db, trained, queue, fail = fake_quickstart
     configs = preset("quickstart")
-    first = configs[0]
-    fail.add(first.model)  # Ctrl-C in the first run: a failed quickstart run, nothing queued
+    first, later = configs[0], configs[QUICKSTART_FOREGROUND:]
+    fail[first.model] = KeyboardInterrupt()  # Ctrl-C in the first run: a failed quickstart run, nothing queued
     assert main(["--db", str(db), "quickstart"]) != 0
     assert "interrupted" in capsys.readouterr().err
     assert trained == [(first.model, first.seeds[0])] and queue.jobs() == []
@@ -125,18 +126,37 @@ def test_an_interrupted_quickstart_resumes_without_queueing_twice(fake_quickstar
     assert main(["--db", str(db), "quickstart"]) == 0  # the next `make run` goes on
     assert trained[1:] == [(first.model, s) for s in first.seeds]
     jobs = queue.jobs()
-    assert [j["config"]["model"] for j in jobs] == [c.model for c in configs[QUICKSTART_FOREGROUND:]]
-    assert [j["seeds"] for j in jobs] == [c.seeds for c in configs[QUICKSTART_FOREGROUND:]]
+    assert [j["config"]["model"] for j in jobs] == [c.model for c in later]
+    assert [j["seeds"] for j in jobs] == [c.seeds for c in later]
     capsys.readouterr()
     assert main(["--db", str(db), "quickstart"]) == 0  # done or queued: nothing trains, nothing queues twice
     assert len(trained) == 1 + len(first.seeds) and len(queue.jobs()) == len(jobs)
-    assert "every configuration is trained or in the job queue" in capsys.readouterr().err
-    killed, cancelled = jobs  # the background jobs ended without their runs: queued again
-    queue._transition(killed["job_id"], "running")
-    queue._transition(killed["job_id"], "failed", error="killed")
-    queue.cancel(cancelled["job_id"])
+    assert "every configuration is trained, training, queued or settled" in capsys.readouterr().err
+    killed, cancelled = jobs
+    queue._transition(killed["job_id"], "running")  # its process and worker gone: reconciled as failed
+    queue.cancel(cancelled["job_id"])  # the user's choice: not queued again
     assert main(["--db", str(db), "quickstart"]) == 0
-    assert len(queue.jobs()) == 2 * len(jobs) and len(trained) == 1 + len(first.seeds)
+    assert [j["config"]["model"] for j in queue.jobs()[len(jobs):]] == [killed["config"]["model"]]
+    assert queue.jobs()[0]["state"] == "failed" and len(trained) == 1 + len(first.seeds)
+
+
+def test_a_quickstart_run_that_breaks_is_not_retried_and_the_rest_still_queues(fake_quickstart, capsys):
+    from engine.presets import QUICKSTART_FOREGROUND, preset
+
+    db, trained, queue, fail = fake_quickstart
+    first = preset("quickstart")[0]
+    fail[first.model] = RuntimeError("out of memory")
+    assert main(["--db", str(db), "quickstart"]) == 2  # make run serves anyway (the Makefile goes on)
+    assert capsys.readouterr().err.splitlines()[-1] == (f"error: the quickstart's run failed: {first.model} seed "
+                                                        f"{first.seeds[0]}: RuntimeError: out of memory")
+    assert len(queue.jobs()) == len(preset("quickstart")) - QUICKSTART_FOREGROUND
+    fail.clear()
+    assert main(["--db", str(db), "quickstart"]) == 0 and len(trained) == 1  # the same failure would come back
+    (run,) = Store(db).list_runs(include_all=True)
+    assert f"{run['run_id']} failed (RuntimeError: out of memory); not trained again: `python -m engine delete " \
+           f"{run['run_id']}`" in capsys.readouterr().err
+    Store(db).delete_run(run["run_id"])
+    assert main(["--db", str(db), "quickstart"]) == 0 and len(trained) == 2  # deleted: retried
 
 
 @pytest.mark.slow

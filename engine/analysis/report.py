@@ -193,12 +193,12 @@ def write_report(store, out: str | Path = "report", dataset: list[str] | None = 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    if reproduction and (Path(reproduction).is_dir() or not Path(reproduction).parent.is_dir()):
+        raise UserError(f"--reproduction {reproduction}: give a file in an existing folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create {out}: {err.strerror or err}") from err
-    if reproduction and (Path(reproduction).is_dir() or not Path(reproduction).parent.is_dir()):
-        raise UserError(f"--reproduction {reproduction}: give a file in an existing folder")
     data = load(store, dataset)
     written = []
     sections = []

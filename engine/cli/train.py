@@ -25,7 +25,7 @@ def train_configs(args) -> list[TrainConfig]:
 
 
 def complete_run_of(cfg: TrainConfig, seed: int, store, runs: list[dict]) -> str | None:
-    """The newest of `runs` (the store's complete runs) trained with exactly this config and seed, if any."""
+    """The newest of `runs` (e.g. the store's complete runs) trained with exactly this config and seed, if any."""
     from engine.train import resolve_init_from
 
     try:
@@ -60,9 +60,10 @@ def cmd_train(args) -> int:
 
 def cmd_quickstart(args) -> int:
     """`make run`'s first half: train the quickstart's first configuration now (the explorer serves
-    once it is in), queue the rest as background jobs. It resumes: (config, seed) pairs with a
-    complete run, or queued / running in a job, are skipped, so an interrupted quickstart goes on.
-    A DB holding any run from outside the quickstart is left alone."""
+    once it is in), queue the rest as background jobs. It resumes: a (config, seed) pair is skipped
+    when a run of it is complete, still training, or failed for a reason a retry would meet again
+    (an interrupted or killed run trains again), and a configuration when a job of it is queued,
+    running or was cancelled. A DB holding any run from outside the quickstart is left alone."""
     from engine.cli.runs import print_summary
     from engine.jobs import ACTIVE, JobQueue
     from engine.presets import QUICKSTART_FOREGROUND, preset
@@ -77,39 +78,65 @@ def cmd_quickstart(args) -> int:
     if any(r["config"].get("preset") != "quickstart" for r in runs):
         print(f"{store.path} already holds runs of its own; skipping the quickstart training", file=sys.stderr)
         return 0
-    complete = [r for r in runs if r["status"] == "complete"]
+    settled = [r for r in runs if r["status"] != "failed" or not _interrupted(r["error"])]
     configs = [c.resolved() for c in preset("quickstart")]
     now, later = configs[:QUICKSTART_FOREGROUND], configs[QUICKSTART_FOREGROUND:]
-    done = []
+    done, failed = [], []
     for cfg in now:
         for seed in cfg.seeds:
-            if complete_run_of(cfg, seed, store, complete):
+            if _settled(cfg, seed, store, settled):
                 continue
             print(f"quickstart: training {cfg.model} on {cfg.dataset} ({cfg.mode}, seed {seed})", file=sys.stderr,
                   flush=True)
-            done.append(train_run(cfg, seed, store))
+            try:
+                done.append(train_run(cfg, seed, store))
+            except Exception as err:  # recorded as a failed run; the rest is still queued, the explorer serves
+                failed.append(f"{cfg.model} seed {seed}: {err.__class__.__name__}: {err}")
     queue = JobQueue(db=store.path)
-    queued = [_without_seeds(j["config"]) for j in queue.jobs() if j["state"] in ACTIVE] if later else []
+    taken = [_without_seeds(j["config"]) for j in queue.jobs() if j["state"] in (*ACTIVE, "cancelled")] if later else []
     submitted = 0
     for cfg in later:
-        missing = [s for s in cfg.seeds if not complete_run_of(cfg, s, store, complete)]
-        if missing and _without_seeds(cfg.to_dict()) not in queued:
+        missing = [s for s in cfg.seeds if not _settled(cfg, s, store, settled)]
+        if missing and _without_seeds(cfg.to_dict()) not in taken:
             queue.submit(cfg.to_dict(), missing, label=f"quickstart: {cfg.model} on {cfg.dataset} ({cfg.mode})")
             submitted += 1
     if submitted:
         queue.ensure_worker()
         print(f"quickstart: {submitted} more configuration(s) train in the background; their runs appear in "
               "the explorer as they land (progress on its Train page)", file=sys.stderr)
-    if not done and not submitted:
-        print("quickstart: every configuration is trained or in the job queue", file=sys.stderr)
+    if not done and not submitted and not failed:
+        print("quickstart: every configuration is trained, training, queued or settled", file=sys.stderr)
     if done:
         print_summary(store, done)
+    if failed:
+        raise UserError("the quickstart's run failed: " + "; ".join(failed))
     return 0
 
 
+def _interrupted(error: str | None) -> bool:
+    """A failed run's error says it was stopped (Ctrl-C, a cancel, a kill), not that it broke."""
+    from engine.store.store import DEAD_RUN
+
+    return (error or "").startswith(("KeyboardInterrupt", "SystemExit")) or error == DEAD_RUN
+
+
+def _settled(cfg: TrainConfig, seed: int, store, settled: list[dict]) -> bool:
+    """Whether `settled` (complete, training, or failed-for-good runs) holds this (config, seed);
+    a run that failed for good is named, with how to train it again."""
+    run_id = complete_run_of(cfg, seed, store, settled)
+    run = next((r for r in settled if r["run_id"] == run_id), None)
+    if run and run["status"] == "failed":
+        print(f"quickstart: {run_id} failed ({run['error'][:200]}); not trained again: `python -m engine delete "
+              f"{run_id}` and the next `make run` retries it", file=sys.stderr)
+    return run is not None
+
+
 def _without_seeds(config: dict) -> dict:
-    """A config as JSON has it (lists, not tuples), its seeds left out: the same configuration."""
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "seeds"}
+    """A config as JSON has it (lists, not tuples; fields added since filled in as a stored run's
+    are), its seeds left out: the same configuration."""
+    from engine.store.schema import CONFIG_FIELDS_ADDED
+
+    return {k: v for k, v in json.loads(json.dumps({**CONFIG_FIELDS_ADDED, **config})).items() if k != "seeds"}
 
 
 def add_parsers(sub) -> None:

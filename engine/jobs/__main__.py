@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 
+from engine import procs
 from engine.errors import UserError
 from engine.jobs.queue import JobQueue
-from engine.jobs.worker import IDLE_EXIT_S, Worker, _terminate, run_job
+from engine.jobs.worker import IDLE_EXIT_S, Worker, run_job
 
 
 def one_line(text, width: int = 100) -> str:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_job(args.job_dir, args.db)
         queue = JobQueue(args.jobs_dir, args.db)
         if args.command == "worker":
-            signal.signal(signal.SIGTERM, _terminate)
+            procs.interrupt_on_sigterm()
             n = Worker(queue).work(args.idle_exit_s)
             print(f"worker {os.getpid()}: ran {n} job(s); queue empty, leaving", flush=True)
         elif args.command == "submit":

@@ -52,12 +52,16 @@ def path_of(store, stored: str | None) -> Path | None:
 def init_mismatch(cfg: TrainConfig, source: dict) -> str | None:
     """Why a run cannot initialise this config, or None: the same model, stem and pooling always
     (the weights would load into another network); in frozen mode, where the MainNet is kept as it
-    is, the same dataset and max length too."""
-    fields = ("model", "stem", "pooling") + (("dataset", "max_length") if cfg.mode == "frozen" else ())
+    is, the same dataset and max length too, and not a frozen run (its MainNet is its own base's:
+    start from that one, so that no checkpoint has to outlive a chain of deleted runs)."""
     trained = {**(source.get("config") or {}), "model": source.get("model"), "dataset": source.get("dataset")}
+    if cfg.mode == "frozen" and source.get("mode") == "frozen":
+        return (f"run {source['run_id']} is a frozen run itself: initialise from its MainNet's run, "
+                f"{trained.get('init_from')}")
+    fields = ("model", "stem", "pooling") + (("dataset", "max_length") if cfg.mode == "frozen" else ())
     bad = [f"{f} {trained[f]!r} (this run: {getattr(cfg, f)!r})" for f in fields
            if trained.get(f) is not None and trained[f] != getattr(cfg, f)]
-    return f"run {source['run_id']} was trained with {', '.join(bad)}" if bad else None
+    return f"run {source['run_id']} was trained with {', '.join(bad)}; initialise from a run that matches" if bad else None
 
 
 def frozen_bases(model: str, dataset: str, runs: list[dict]) -> list[str]:
@@ -77,7 +81,7 @@ def initialise(model: SideNetModel, cfg: TrainConfig, store) -> str:
         if source["status"] != "complete":
             raise UserError(f"run {cfg.init_from} is {source['status']}; initialise from a complete run")
         if problem := init_mismatch(cfg, source):
-            raise UserError(f"{problem}; initialise from a run that matches")
+            raise UserError(problem)
         load_weights(model, source, store, sidenets_optional=True)
         backbone = f"run:{cfg.init_from}"
     if cfg.mode in ("frozen", "head"):

@@ -259,9 +259,10 @@ class Store(Transfers):
 
     @staticmethod
     def _users(con, run_id: str) -> int:
-        """How many other runs were initialised from this one (--init-from: they read its checkpoint)."""
-        return con.execute("SELECT count(*) FROM runs WHERE run_id <> ? AND json_extract_string(config, '$.init_from') "
-                           "= ?", [run_id, run_id]).fetchall()[0][0]
+        """How many frozen runs were initialised from this one (they read its checkpoint; a joint or
+        mainnet-only run started from it saved all its own weights)."""
+        return con.execute("SELECT count(*) FROM runs WHERE run_id <> ? AND mode = 'frozen' AND "
+                           "json_extract_string(config, '$.init_from') = ?", [run_id, run_id]).fetchall()[0][0]
 
     def _run_row(self, con, run_id: str) -> dict | None:
         """The run's row after its status is brought up to date (a dead run's 'running' becomes 'failed')."""

@@ -276,8 +276,9 @@ def test_orphan_checkpoints_are_removed_and_nothing_else(sandbox):
     ckpts = sandbox.data / "checkpoints"
     ckpts.mkdir()
     keep = complete_run(store, run_id="complete", checkpoint="checkpoints/complete.safetensors")
+    complete_run(store, run_id="tuned", config={"init_from": "complete"})  # joint: it saved all its own weights
     frozen_base = complete_run(store, run_id="base", checkpoint="checkpoints/base.safetensors")
-    complete_run(store, run_id="frozen", config={"init_from": "base"})
+    complete_run(store, run_id="frozen", mode="frozen", config={"init_from": "base"})
     running = store.start_run({**META, "run_id": "running"})  # this process: alive
     failed = store.start_run({**META, "run_id": "failed"})
     store.fail_run(failed, "boom")
