@@ -35,6 +35,19 @@ def test_form_rejects_a_bad_config_before_queueing(open_app, tmp_path):
     assert JobQueue(tmp_path / "jobs", tmp_path / "db.duckdb", revive=False).jobs() == []
 
 
+def test_frozen_mode_offers_only_runs_that_fit(smoke_copy, open_app):
+    store, runs = smoke_copy
+    at = open_app(store.path, PAGE)
+    at.radio(key="train_source").set_value("custom").run()
+    at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
+    at.selectbox(key="train_model:image").set_value("resnet18").run()
+    at.selectbox(key="train_mode").set_value("frozen").run()
+    assert not at.exception
+    assert at.selectbox(key="train_init_from").options == [runs["image"]]  # not the text run
+    at.selectbox(key="train_dataset").set_value("cifar10").run()  # a Fashion-MNIST MainNet cannot be frozen for it
+    assert not at.exception and at.selectbox(key="train_init_from").options == []
+
+
 @pytest.mark.slow
 def test_crashing_job_is_reported_and_the_app_stays_up(explorer_dbs, open_app, tmp_path):
     db = copy_db(explorer_dbs["one"], tmp_path / "db.duckdb")
