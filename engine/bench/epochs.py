@@ -5,8 +5,8 @@ Each setting (model, batch size) trains the engine's own step (engine.train.trai
 GPU-resident Fashion-MNIST batches (engine.batches.ImageBatches: the augmentation runs on the
 device, no DataLoader workers, no per-step host synchronisation), bf16 autocast + channels_last,
 optionally with the whole step compiled (torch.compile; mode "reduce-overhead" replays CUDA graphs
-on a GPU, where eager steps at these small maps are bound by kernel launches). The first epoch (or `--limit` images of
-it) warms up; the next ones are timed between device synchronisations. `--small-maps both` times
+on a GPU, where eager steps at these small maps are bound by kernel launches). The first epoch
+(or `--limit` images of it) warms up; the next ones are timed between device synchronisations. `--small-maps both` times
 each setting with and without engine.mainnets.small_maps (ResNet convolutions on <= 2x2 maps as
 one GEMM while training on the CPU) and prints the ratio measured in the same run.
 
